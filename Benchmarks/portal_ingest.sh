@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Portal ingest benchmark: signed Standard Webhooks POSTs into /webhooks/portal with wrk.
+#
+#   Benchmarks/portal_ingest.sh
+#
+# Environment knobs (defaults):
+#   SWITCHBOARD_BIN_DIR  binaries (default: <repo>/.build/release if it has switchboardd, else .build/debug)
+#   N=200000             distinct pre-signed requests to generate
+#   THREADS=2 CONNS=16 DURATION=10s   wrk parameters
+#   KEEP=0               1 keeps the temp dir (config, DB, daemon log) for inspection
+#
+# Everything binds 127.0.0.1; the daemon and wrk are bounded by `timeout`; the daemon is stopped
+# by its PID on exit. Prints wrk's own report and one PORTAL-BENCH line (req/s, latency
+# percentiles, 2xx / non-2xx counts), then the daemon's stored message count from /metrics if any.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+if [ -n "${SWITCHBOARD_BIN_DIR:-}" ]; then BIN=$SWITCHBOARD_BIN_DIR
+elif [ -x "$REPO/.build/release/switchboardd" ]; then BIN=$REPO/.build/release
+else BIN=$REPO/.build/debug; fi
+N=${N:-200000}; THREADS=${THREADS:-2}; CONNS=${CONNS:-16}; DURATION=${DURATION:-10s}
+PY=${PYTHON:-python3}
+
+command -v wrk >/dev/null || { echo "wrk not installed (apt-get install -y wrk)" >&2; exit 2; }
+[ -x "$BIN/switchboardd" ] || { echo "no switchboardd in $BIN" >&2; exit 2; }
+
+WORK=$(mktemp -d /tmp/switchboard-bench.XXXXXX)
+DPID=""
+cleanup() {
+  if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
+    kill -TERM "$DPID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$DPID" 2>/dev/null || true
+  fi
+  if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT INT TERM
+
+PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+SECRET="whsec_$($PY -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')"
+mkdir -p "$WORK/var"
+cat > "$WORK/switchboard.yaml" <<YAML
+http:
+  host: "127.0.0.1"
+  port: $PORT
+store:
+  path: "$WORK/var/switchboard.sqlite"
+log:
+  level: "warning"
+  format: "logfmt"
+portal:
+  webhook_secret: "$SECRET"
+  timestamp_tolerance_seconds: 300
+  max_body_bytes: 262144
+  outbound_url: ""
+outbox:
+  poll_interval_ms: 1000
+YAML
+
+echo "binaries: $BIN" >&2
+echo "generating $N signed requests..." >&2
+$PY "$HERE/gen_signed.py" --secret "$SECRET" --count "$N" --out "$WORK/requests.tsv" --threads "$THREADS"
+
+# bounded: the daemon can never outlive the benchmark by more than this
+timeout -s TERM 300 "$BIN/switchboardd" --config "$WORK/switchboard.yaml" \
+  > "$WORK/daemon.stdout.log" 2> "$WORK/daemon.stderr.log" < /dev/null &
+DPID=$!
+for i in $(seq 300); do
+  if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/readyz" 2>/dev/null; then break; fi
+  kill -0 "$DPID" 2>/dev/null || { echo "switchboardd exited early:" >&2; tail -20 "$WORK/daemon.stderr.log" >&2; exit 1; }
+  [ "$i" = 300 ] && { echo "switchboardd not ready after 30 s" >&2; tail -20 "$WORK/daemon.stderr.log" >&2; exit 1; }
+  sleep 0.1
+done
+echo "switchboardd pid=$DPID ready on 127.0.0.1:$PORT" >&2
+
+# smoke: the first pre-generated request must be accepted, otherwise the numbers mean nothing
+# (use the last line of thread 0's file so wrk's first requests are still fresh)
+SMOKE=$( (if [ "$THREADS" -gt 1 ]; then tail -1 "$WORK/requests.tsv.0"; else tail -1 "$WORK/requests.tsv"; fi) )
+IFS=$'\t' read -r SID STS SSIG SBODY <<< "$SMOKE"
+CODE=$(curl -sS -o "$WORK/smoke.out" -w '%{http_code}' --max-time 10 -X POST "http://127.0.0.1:$PORT/webhooks/portal" \
+  -H 'Content-Type: application/json' -H "webhook-id: $SID" -H "webhook-timestamp: $STS" \
+  -H "webhook-signature: $SSIG" --data-binary "$SBODY")
+echo "smoke request -> HTTP $CODE $(head -c 200 "$WORK/smoke.out")" >&2
+[ "$CODE" = 202 ] || { echo "smoke request not accepted; aborting" >&2; exit 1; }
+
+DUR_S=${DURATION%s}
+timeout -s INT $((DUR_S + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency \
+  -s "$HERE/portal.lua" "http://127.0.0.1:$PORT/webhooks/portal" -- "$WORK/requests.tsv" "$THREADS"
+
+echo "--- daemon after the run:" >&2
+curl -fsS --max-time 5 "http://127.0.0.1:$PORT/metrics" 2>/dev/null \
+  | grep -Ei '^(switchboard_)?[a-z_]*(portal|webhook|message|ingest)[a-z_]*(\{[^}]*\})? ' | head -20 || true
+echo "daemon stderr lines: $(wc -l < "$WORK/daemon.stderr.log")" >&2

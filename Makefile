@@ -1,0 +1,60 @@
+# Switchboard — two commands:
+#   make run    build and start switchboardd on its embedded defaults (HTTP 127.0.0.1:8080, ./var/)
+#   make test   install what the tests need, build, run the Swift unit tests and the black-box suite
+# Both install missing Debian packages (apt-get, as root or through sudo) and are idempotent.
+
+SWIFT      ?= swift
+PYTHON     ?= python3
+VENV       := .venv
+CONFIG     ?=
+BIN        := .build/debug
+# Libraries the build links against.
+BUILD_DEBS := libsqlite3-dev libcurl4-openssl-dev libssl-dev pkg-config
+# What the black-box tests and benchmarks drive the daemon with.
+TEST_DEBS  := python3-venv curl openssl wrk
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all build run test unit-test integration-test bench deps test-deps clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(BUILD_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+test-deps: deps
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+	@$(MAKE) --no-print-directory $(VENV)/.installed
+
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+build: deps
+	$(SWIFT) build
+
+run: build
+	@mkdir -p var
+	$(BIN)/switchboardd $(if $(CONFIG),--config $(CONFIG))
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(MAKE) --no-print-directory unit-test integration-test
+
+unit-test:
+	$(SWIFT) test --skip-build
+
+integration-test:
+	SWITCHBOARD_BIN_DIR=$(CURDIR)/$(BIN) $(VENV)/bin/pytest -q tests
+
+bench: test-deps
+	$(SWIFT) build -c release
+	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/portal_ingest.sh
+
+clean:
+	rm -rf .build $(VENV)

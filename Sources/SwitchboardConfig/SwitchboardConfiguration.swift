@@ -1,0 +1,274 @@
+import Configuration
+import Foundation
+import SwitchboardCore
+import SystemPackage
+import Yams
+
+// SwitchboardConfig — the whole configuration surface of the daemon and the admin command
+// line, in one value.
+//
+// Sources, later ones winning: the embedded defaults (the `keys` table below, which is
+// also what `deploy/switchboard.example.yaml` documents), the YAML file given with
+// `--config`, and environment variables `SWITCHBOARD_<SECTION>_<KEY>`. Every secret key
+// `x_secret` has a twin `x_secret_file` naming a file that holds it, which is how systemd
+// credentials (`LoadCredential=`) reach us; the file wins over the inline value.
+//
+// Trusts: the operator. Validates everything all the same: an unknown key, a value of the
+// wrong type or out of range is an error that names the key and says why. Secrets never
+// appear in an error.
+
+/// Everything the daemon can be told, with its embedded defaults.
+public struct SwitchboardConfiguration: Sendable {
+    public struct HTTP: Sendable {
+        public var host = "127.0.0.1"
+        public var port = 8080
+    }
+
+    public struct Store: Sendable {
+        public var path = "./var/switchboard.sqlite"
+    }
+
+    public struct Log: Sendable {
+        public var level = "info"
+        public var format = LogfmtLogHandler.Format.logfmt
+    }
+
+    public struct Portal: Sendable {
+        public var webhookSecret: StandardWebhooks.Secret?
+        public var timestampToleranceSeconds: Int64 = 300
+        public var maxBodyBytes = 262_144
+        public var outboundURL: String?
+        public var outboundSecret: StandardWebhooks.Secret?
+        public var outboundTimeoutMilliseconds: Int64 = 10_000
+        /// The secret replies are signed with: the outbound one, else the inbound one.
+        public var effectiveOutboundSecret: StandardWebhooks.Secret? { outboundSecret ?? webhookSecret }
+    }
+
+    public struct Outbox: Sendable {
+        public var pollIntervalMilliseconds: Int64 = 1000
+        public var initialBackoffMilliseconds: Int64 = 1000
+        public var maxBackoffMilliseconds: Int64 = 300_000
+        public var horizonSeconds: Int64 = 86_400
+        public var concurrency = 4
+    }
+
+    public struct Phone: Sendable {
+        public var defaultCountryCode = "1"
+    }
+
+    public var http = HTTP()
+    public var store = Store()
+    public var log = Log()
+    public var portal = Portal()
+    public var outbox = Outbox()
+    public var phone = Phone()
+
+    public init() {}
+
+    /// A configuration problem, naming the key (or the file) and the reason.
+    public struct Problem: Error, CustomStringConvertible, Equatable {
+        public var key: String
+        public var reason: String
+        public var description: String { "\(key): \(reason)" }
+
+        public init(key: String, reason: String) {
+            self.key = key
+            self.reason = reason
+        }
+    }
+
+    static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// Every key, its embedded default and how it is applied. Keep in step with
+    /// `deploy/switchboard.example.yaml` (a test compares the two).
+    static let keys: [Key] = [
+        Key("http.host", "127.0.0.1") { config, value in
+            guard !value.isEmpty else { throw Problem(key: "http.host", reason: "must not be empty") }
+            config.http.host = value
+        },
+        Key("http.port", "8080") { config, value in config.http.port = try Int(key: "http.port", value, in: 0...65535) },
+        Key("store.path", "./var/switchboard.sqlite") { config, value in
+            guard !value.isEmpty else { throw Problem(key: "store.path", reason: "must not be empty") }
+            config.store.path = value
+        },
+        Key("log.level", "info") { config, value in
+            guard logLevels.contains(value) else {
+                throw Problem(key: "log.level", reason: "must be one of \(logLevels.joined(separator: ", "))")
+            }
+            config.log.level = value
+        },
+        Key("log.format", "logfmt") { config, value in
+            guard let format = LogfmtLogHandler.Format(rawValue: value) else {
+                throw Problem(key: "log.format", reason: "must be logfmt or json")
+            }
+            config.log.format = format
+        },
+        Key("portal.webhook_secret", "", secret: true) { config, value in
+            config.portal.webhookSecret = try secret(key: "portal.webhook_secret", value)
+        },
+        Key("portal.timestamp_tolerance_seconds", "300") { config, value in
+            config.portal.timestampToleranceSeconds = try Int64(key: "portal.timestamp_tolerance_seconds", value, in: 1...86_400)
+        },
+        Key("portal.max_body_bytes", "262144") { config, value in
+            config.portal.maxBodyBytes = try Int(key: "portal.max_body_bytes", value, in: 1024...(64 << 20))
+        },
+        Key("portal.outbound_url", "") { config, value in
+            guard !value.isEmpty else { config.portal.outboundURL = nil; return }
+            guard let url = URL(string: value), let scheme = url.scheme?.lowercased(),
+                  scheme == "http" || scheme == "https", url.host?.isEmpty == false else {
+                throw Problem(key: "portal.outbound_url", reason: "must be an http:// or https:// URL with a host")
+            }
+            config.portal.outboundURL = value
+        },
+        Key("portal.outbound_secret", "", secret: true) { config, value in
+            config.portal.outboundSecret = try secret(key: "portal.outbound_secret", value)
+        },
+        Key("portal.outbound_timeout_ms", "10000") { config, value in
+            config.portal.outboundTimeoutMilliseconds = try Int64(key: "portal.outbound_timeout_ms", value, in: 100...600_000)
+        },
+        Key("outbox.poll_interval_ms", "1000") { config, value in
+            config.outbox.pollIntervalMilliseconds = try Int64(key: "outbox.poll_interval_ms", value, in: 10...600_000)
+        },
+        Key("outbox.initial_backoff_ms", "1000") { config, value in
+            config.outbox.initialBackoffMilliseconds = try Int64(key: "outbox.initial_backoff_ms", value, in: 10...3_600_000)
+        },
+        Key("outbox.max_backoff_ms", "300000") { config, value in
+            config.outbox.maxBackoffMilliseconds = try Int64(key: "outbox.max_backoff_ms", value, in: 10...86_400_000)
+        },
+        Key("outbox.horizon_seconds", "86400") { config, value in
+            config.outbox.horizonSeconds = try Int64(key: "outbox.horizon_seconds", value, in: 1...(90 * 86_400))
+        },
+        Key("outbox.concurrency", "4") { config, value in
+            config.outbox.concurrency = try Int(key: "outbox.concurrency", value, in: 1...256)
+        },
+        Key("phone.default_country_code", "1") { config, value in
+            guard (1...3).contains(value.count), value.allSatisfy({ $0.isASCII && $0.isNumber }), value.first != "0" else {
+                throw Problem(key: "phone.default_country_code", reason: "must be a country calling code of 1 to 3 digits, such as 1 or 44")
+            }
+            config.phone.defaultCountryCode = value
+        },
+    ]
+
+    /// Every key name the file may contain: the keys above and each secret's `_file` twin.
+    public static var keyNames: [String] {
+        keys.flatMap { $0.secret ? [$0.name, $0.name + "_file"] : [$0.name] }
+    }
+
+    /// Loads the file (if any) and the environment over the embedded defaults, and checks
+    /// everything. Throws the first `Problem`.
+    public static func load(
+        file: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> SwitchboardConfiguration {
+        var providers: [any ConfigProvider] = [
+            EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: ["switchboard"])
+        ]
+        if let file {
+            try checkFileKeys(file)
+            do {
+                providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(file)))
+            } catch {
+                throw Problem(key: file, reason: "cannot be read as YAML configuration")
+            }
+        }
+        let reader = ConfigReader(providers: providers)
+        var config = SwitchboardConfiguration()
+        for key in keys {
+            var value = reader.string(forKey: ConfigKey(key.name), isSecret: key.secret) ?? key.defaultValue
+            if key.secret, let path = reader.string(forKey: ConfigKey(key.name + "_file")), !path.isEmpty {
+                value = try readSecretFile(key: key.name + "_file", path: path)
+            }
+            try key.apply(&config, value.trimmingWhitespace())
+        }
+        if config.portal.outboundURL != nil && config.portal.effectiveOutboundSecret == nil {
+            throw Problem(key: "portal.outbound_secret", reason: "is required when portal.outbound_url is set (or set portal.webhook_secret)")
+        }
+        if config.outbox.initialBackoffMilliseconds > config.outbox.maxBackoffMilliseconds {
+            throw Problem(key: "outbox.initial_backoff_ms", reason: "must not exceed outbox.max_backoff_ms")
+        }
+        return config
+    }
+
+    /// The environment variable that overrides `key`.
+    public static func environmentName(_ key: String) -> String {
+        "SWITCHBOARD_" + key.uppercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+    }
+
+    /// Refuses keys we do not know (a typo would otherwise silently mean "default").
+    static func checkFileKeys(_ file: String) throws {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw Problem(key: file, reason: "cannot be read (\((error as NSError).localizedDescription))")
+        }
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch {
+            throw Problem(key: file, reason: "is not valid YAML")
+        }
+        guard let node else { return }
+        guard let mapping = node.mapping else { throw Problem(key: file, reason: "must be a YAML mapping of sections") }
+        let known = Set(keyNames)
+        let sections = Set(keyNames.map { String($0.split(separator: ".")[0]) })
+        for (sectionNode, value) in mapping {
+            let section = sectionNode.string ?? "?"
+            guard sections.contains(section) else {
+                throw Problem(key: section, reason: "unknown section; known sections are \(sections.sorted().joined(separator: ", "))")
+            }
+            guard let entries = value.mapping else {
+                if value.null != nil { continue }
+                throw Problem(key: section, reason: "must be a mapping of keys")
+            }
+            for (keyNode, entry) in entries {
+                let name = section + "." + (keyNode.string ?? "?")
+                guard known.contains(name) else { throw Problem(key: name, reason: "unknown key") }
+                guard entry.scalar != nil else { throw Problem(key: name, reason: "must be a single value, not a list or mapping") }
+            }
+        }
+    }
+
+    static func readSecretFile(key: String, path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Problem(key: key, reason: "the file cannot be read")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func secret(key: String, _ value: String) throws -> StandardWebhooks.Secret? {
+        guard !value.isEmpty else { return nil }
+        do {
+            return try StandardWebhooks.Secret(value)
+        } catch {
+            throw Problem(key: key, reason: error.description)
+        }
+    }
+
+    struct Key: Sendable {
+        let name: String
+        let defaultValue: String
+        let secret: Bool
+        let apply: @Sendable (inout SwitchboardConfiguration, String) throws -> Void
+
+        init(_ name: String, _ defaultValue: String, secret: Bool = false,
+             apply: @escaping @Sendable (inout SwitchboardConfiguration, String) throws -> Void) {
+            self.name = name
+            self.defaultValue = defaultValue
+            self.secret = secret
+            self.apply = apply
+        }
+    }
+}
+
+extension FixedWidthInteger {
+    init(key: String, _ text: String, in range: ClosedRange<Self>) throws {
+        guard let value = Self(text) else {
+            throw SwitchboardConfiguration.Problem(key: key, reason: "must be a whole number")
+        }
+        guard range.contains(value) else {
+            throw SwitchboardConfiguration.Problem(key: key, reason: "must be between \(range.lowerBound) and \(range.upperBound)")
+        }
+        self = value
+    }
+}

@@ -1,0 +1,215 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import SwitchboardCore
+import SwitchboardStore
+
+/// The agent API under `/api/v1`, behind `BearerAuthMiddleware`. Every route works on
+/// what the agent may see; anything else is a 404, exactly like a missing conversation.
+struct ConversationsController {
+    let store: SwitchboardStore
+    let outboxWake: WakeSignal
+
+    /// Longest reply an agent may send, in UTF-8 bytes.
+    static let maxReplyBytes = 32 * 1024
+
+    func register(on group: RouterGroup<AppRequestContext>) {
+        group.get("conversations") { request, context in try await list(request, context) }
+        group.get("conversations/:id") { request, context in try await show(request, context) }
+        group.post("conversations/:id/claim") { _, context in
+            let conversation = try await store.claimConversation(id: try Self.id(context), by: try context.requireAgent())
+            Self.log(context, "conversation claimed", conversation.id)
+            return JSON.response(["conversation": ConversationJSON(conversation)])
+        }
+        group.post("conversations/:id/resolve") { _, context in
+            let conversation = try await store.resolveConversation(id: try Self.id(context), by: try context.requireAgent())
+            Self.log(context, "conversation resolved", conversation.id)
+            return JSON.response(["conversation": ConversationJSON(conversation)])
+        }
+        group.post("conversations/:id/reopen") { _, context in
+            let conversation = try await store.reopenConversation(id: try Self.id(context), by: try context.requireAgent())
+            Self.log(context, "conversation reopened", conversation.id)
+            return JSON.response(["conversation": ConversationJSON(conversation)])
+        }
+        group.post("conversations/:id/messages") { request, context in try await reply(request, context) }
+    }
+
+    private func list(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        let agent = try context.requireAgent()
+        let query = request.uri.queryParameters
+        let statusText = query.get("status") ?? "open"
+        guard let status = ConversationListStatus(rawValue: statusText) else {
+            throw APIError.badRequest("query parameter status must be one of \(ConversationListStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let assigneeText = query.get("assignee") ?? "any"
+        guard let assignee = AssigneeFilter(rawValue: assigneeText) else {
+            throw APIError.badRequest("query parameter assignee must be one of me, unassigned, any")
+        }
+        var limit = 100
+        if let limitText = query.get("limit") {
+            guard let value = Int(limitText), (1...500).contains(value) else {
+                throw APIError.badRequest("query parameter limit must be a whole number from 1 to 500")
+            }
+            limit = value
+        }
+        let conversations = try await store.listConversations(for: agent, status: status, assignee: assignee, limit: limit)
+        return JSON.response(["conversations": conversations.map(ConversationJSON.init)])
+    }
+
+    private func show(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        let agent = try context.requireAgent()
+        let detail = try await store.readConversation(id: try Self.id(context), by: agent, sourceAddress: context.sourceAddress)
+        Self.log(context, "conversation read", detail.conversation.id)
+        return JSON.response(ConversationDetailJSON(detail))
+    }
+
+    private func reply(_ request: Request, _ context: AppRequestContext) async throws -> Response {
+        let agent = try context.requireAgent()
+        let id = try Self.id(context)
+        guard request.hasContentType("application/json") else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", "Content-Type must be application/json")
+        }
+        let body = try await request.collectBody(limit: Self.maxReplyBytes + 1024)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
+            throw APIError.badRequest("body is not a JSON object")
+        }
+        guard let textValue = object["text"] else { throw APIError.badRequest("missing field text") }
+        guard let text = textValue as? String else { throw APIError.badRequest("field text must be a string") }
+        guard !text.trimmingWhitespace().isEmpty else { throw APIError.badRequest("field text must not be empty") }
+        guard text.utf8.count <= Self.maxReplyBytes else {
+            throw APIError(.contentTooLarge, code: "payload_too_large", "field text is longer than \(Self.maxReplyBytes) bytes")
+        }
+        let message = try await store.reply(conversationID: id, by: agent, text: text)
+        outboxWake.signal()
+        context.logger.info("reply queued", metadata: ["conversation.id": "\(id)", "message.id": "\(message.id)"])
+        return JSON.response(ReplyAccepted(messageId: message.id, deliveryStatus: message.deliveryStatus ?? .queued),
+                             status: .accepted)
+    }
+
+    private static func id(_ context: AppRequestContext) throws -> String {
+        guard let id = context.parameters.get("id"), !id.isEmpty, id.utf8.count <= 64 else { throw APIError.notFound }
+        return id
+    }
+
+    private static func log(_ context: AppRequestContext, _ message: Logger.Message, _ conversationID: String) {
+        context.logger.info(message, metadata: ["conversation.id": "\(conversationID)"])
+    }
+}
+
+struct ReplyAccepted: Encodable {
+    let messageId: String
+    let deliveryStatus: DeliveryStatus
+}
+
+struct ConversationJSON: Encodable {
+    let id: String
+    let status: ConversationStatus
+    let priority: Priority
+    let channel: SwitchboardCore.Channel
+    let assigneeId: String?
+    let teamId: String?
+    let contactId: String
+    let createdAt: String
+    let updatedAt: String
+    let lastMessageAt: String
+
+    init(_ summary: ConversationSummary) {
+        id = summary.id
+        status = summary.status
+        priority = summary.priority
+        channel = summary.channel
+        assigneeId = summary.assigneeID
+        teamId = summary.teamID
+        contactId = summary.contactID
+        createdAt = Timestamp.format(summary.createdAt)
+        updatedAt = Timestamp.format(summary.updatedAt)
+        lastMessageAt = Timestamp.format(summary.lastMessageAt)
+    }
+
+    // Optional keys are written as null rather than left out, so clients see every field.
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(status, forKey: .status)
+        try container.encode(priority, forKey: .priority)
+        try container.encode(channel, forKey: .channel)
+        try container.encode(assigneeId, forKey: .assigneeId)
+        try container.encode(teamId, forKey: .teamId)
+        try container.encode(contactId, forKey: .contactId)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(updatedAt, forKey: .updatedAt)
+        try container.encode(lastMessageAt, forKey: .lastMessageAt)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, status, priority, channel, assigneeId, teamId, contactId, createdAt, updatedAt, lastMessageAt
+    }
+}
+
+struct ConversationDetailJSON: Encodable {
+    struct Identity: Encodable {
+        let kind: IdentityKind
+        let value: String
+    }
+
+    struct Contact: Encodable {
+        let id: String
+        let name: String?
+        let identities: [Identity]
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            try container.encode(name, forKey: .name)
+            try container.encode(identities, forKey: .identities)
+        }
+
+        enum CodingKeys: String, CodingKey { case id, name, identities }
+    }
+
+    struct Message: Encodable {
+        let id: String
+        let direction: MessageDirection
+        let channel: SwitchboardCore.Channel
+        let senderAgentId: String?
+        let text: String
+        let sentAt: String
+        let createdAt: String
+        let deliveryStatus: DeliveryStatus?
+        let failureReason: String?
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            try container.encode(direction, forKey: .direction)
+            try container.encode(channel, forKey: .channel)
+            try container.encode(senderAgentId, forKey: .senderAgentId)
+            try container.encode(text, forKey: .text)
+            try container.encode(sentAt, forKey: .sentAt)
+            try container.encode(createdAt, forKey: .createdAt)
+            try container.encode(deliveryStatus, forKey: .deliveryStatus)
+            try container.encode(failureReason, forKey: .failureReason)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, direction, channel, senderAgentId, text, sentAt, createdAt, deliveryStatus, failureReason
+        }
+    }
+
+    let conversation: ConversationJSON
+    let contact: Contact
+    let messages: [Message]
+
+    init(_ detail: ConversationDetail) {
+        conversation = ConversationJSON(detail.conversation)
+        contact = Contact(id: detail.contact.id, name: detail.contact.name,
+                          identities: detail.contact.identities.map { Identity(kind: $0.kind, value: $0.value) })
+        messages = detail.messages.map { message in
+            Message(id: message.id, direction: message.direction, channel: message.channel,
+                    senderAgentId: message.senderAgentID, text: message.text,
+                    sentAt: Timestamp.format(message.sentAt), createdAt: Timestamp.format(message.createdAt),
+                    deliveryStatus: message.deliveryStatus, failureReason: message.failureReason)
+        }
+    }
+}

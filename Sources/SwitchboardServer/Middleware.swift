@@ -1,0 +1,91 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import SwitchboardStore
+
+/// Turns every error into a JSON reply. Known errors keep their status; the store's
+/// outcomes map to 404/409/400; anything else is a 500 whose log line names the error's
+/// type only — an error's description could carry data we must not log.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            throw error
+        } catch let error as StoreError {
+            switch error {
+            case .notFound: throw APIError.notFound
+            case .conflict(let reason): throw APIError(.conflict, code: "conflict", reason)
+            case .invalid(let reason): throw APIError.badRequest(reason)
+            }
+        } catch let error as HTTPError {
+            throw APIError(error.status, code: Self.code(for: error.status), error.body ?? error.status.reasonPhrase)
+        } catch let error as HTTPResponseError {
+            throw APIError(error.status, code: Self.code(for: error.status), error.status.reasonPhrase)
+        } catch {
+            context.logger.error("request failed", metadata: ["error.type": "\(type(of: error))", "http.path": "\(context.endpointPath ?? "-")"])
+            throw APIError(.internalServerError, code: "internal_error", "the request could not be completed; see the daemon's log")
+        }
+    }
+
+    static func code(for status: HTTPResponse.Status) -> String {
+        switch status.code {
+        case 400: "bad_request"
+        case 401: "unauthorized"
+        case 404: "not_found"
+        case 405: "method_not_allowed"
+        case 409: "conflict"
+        case 413: "payload_too_large"
+        case 415: "unsupported_media_type"
+        case 429: "too_many_requests"
+        case 503: "unavailable"
+        default: "error"
+        }
+    }
+}
+
+/// `Authorization: Bearer <token>` → the agent, or 401. Tokens are compared by digest in
+/// the store; the token itself is never logged.
+struct BearerAuthMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let store: SwitchboardStore
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization], header.count > 7,
+              header.prefix(7).lowercased() == "bearer " else {
+            throw APIError(.unauthorized, code: "unauthorized", "missing bearer token",
+                           headers: [.wwwAuthenticate: "Bearer"])
+        }
+        let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        guard let agent = try await store.agent(forToken: token) else {
+            context.logger.notice("api token refused", metadata: ["source.address": "\(context.sourceAddress ?? "-")"])
+            throw APIError(.unauthorized, code: "unauthorized", "invalid or revoked token",
+                           headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
+        }
+        var context = context
+        context.agent = agent
+        context.logger[metadataKey: "agent.id"] = "\(agent.id)"
+        return try await next(request, context)
+    }
+}
+
+extension Request {
+    /// Collects the body up to `limit` bytes, or answers 413.
+    func collectBody(limit: Int) async throws -> ByteBuffer {
+        do {
+            return try await body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw APIError(.contentTooLarge, code: "payload_too_large", "the body is larger than \(limit) bytes")
+        }
+    }
+
+    /// Whether the Content-Type is `media` (parameters such as charset ignored).
+    func hasContentType(_ media: String) -> Bool {
+        guard let value = headers[.contentType] else { return false }
+        let essence = value.split(separator: ";", maxSplits: 1)[0].trimmingCharacters(in: .whitespaces).lowercased()
+        return essence == media
+    }
+}

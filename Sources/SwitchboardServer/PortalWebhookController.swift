@@ -1,0 +1,114 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import SwitchboardConfig
+import SwitchboardCore
+import SwitchboardStore
+
+/// `POST /webhooks/portal` — the patient portal's signed webhooks.
+///
+/// Order of checks, each answering before anything is stored: channel configured (503),
+/// content type (415), size (413), Standard Webhooks signature and timestamp (401), payload
+/// (400 naming the field). Then one store transaction records the raw delivery, the
+/// contact, the conversation and the message, and only after its commit do we answer 202.
+/// A redelivery with the same `webhook-id` gets the first answer again.
+struct PortalWebhookController {
+    let store: SwitchboardStore
+    let portal: SwitchboardConfiguration.Portal
+    let phone: SwitchboardConfiguration.Phone
+    let metrics: SwitchboardMetrics
+
+    static let webhookID = HTTPField.Name("webhook-id")!
+    static let webhookTimestamp = HTTPField.Name("webhook-timestamp")!
+    static let webhookSignature = HTTPField.Name("webhook-signature")!
+
+    struct Accepted: Encodable {
+        let conversationId: String
+        let messageId: String
+    }
+
+    func register(on router: Router<AppRequestContext>) {
+        router.post("/webhooks/portal") { request, context in
+            try await receive(request, context: context)
+        }
+    }
+
+    func receive(_ request: Request, context: AppRequestContext) async throws -> Response {
+        var logger = context.logger
+        logger[metadataKey: "channel"] = "portal"
+        guard let secret = portal.webhookSecret else {
+            logger.warning("portal webhook refused", metadata: ["reason": "portal.webhook_secret is not configured"])
+            throw APIError(.serviceUnavailable, code: "channel_disabled",
+                           "the portal channel is not configured on this server (portal.webhook_secret)")
+        }
+        guard request.hasContentType("application/json") else {
+            logger.notice("portal webhook refused", metadata: ["reason": "content type is not application/json"])
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", "Content-Type must be application/json")
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(limit: portal.maxBodyBytes)
+        } catch {
+            logger.notice("portal webhook refused", metadata: ["reason": "body over portal.max_body_bytes"])
+            throw error
+        }
+        let bytes = Array(buffer: body)
+        let deliveryID = request.headers[Self.webhookID]
+        if let deliveryID { logger[metadataKey: "webhook.id"] = "\(deliveryID.prefix(128))" }
+        do throws(StandardWebhooks.VerificationError) {
+            try StandardWebhooks.verify(
+                id: deliveryID, timestamp: request.headers[Self.webhookTimestamp],
+                signatureHeader: request.headers[Self.webhookSignature], body: bytes, secret: secret,
+                now: Date(), toleranceSeconds: portal.timestampToleranceSeconds)
+        } catch {
+            metrics.webhookRejected(channel: .portal, reason: "signature")
+            logger.warning("portal webhook refused", metadata: [
+                "reason": "\(error.description)", "source.address": "\(context.sourceAddress ?? "-")",
+            ])
+            throw APIError(.unauthorized, code: "invalid_signature", error.description)
+        }
+        let event: PortalInboundEvent
+        do throws(PortalInboundEvent.DecodingError) {
+            event = try PortalInboundEvent.decode(bytes)
+        } catch {
+            metrics.webhookRejected(channel: .portal, reason: "payload")
+            logger.notice("portal webhook refused", metadata: ["reason": "\(error.description)"])
+            throw APIError.badRequest(error.description, code: "invalid_payload")
+        }
+        var phoneE164: String?
+        if let raw = event.patient.phone, !raw.trimmingWhitespace().isEmpty {
+            do {
+                phoneE164 = try PhoneNumber.normalise(raw, defaultCountryCode: phone.defaultCountryCode)
+            } catch {
+                metrics.webhookRejected(channel: .portal, reason: "payload")
+                logger.notice("portal webhook refused", metadata: ["reason": "patient.phone is not a phone number"])
+                throw APIError.badRequest("field patient.phone is not a valid phone number", code: "invalid_payload")
+            }
+        }
+        let contact = InboundContact(portalID: event.patient.id, phoneE164: phoneE164,
+                                     email: event.patient.email?.trimmingWhitespace(),
+                                     displayName: event.patient.name?.trimmingWhitespace())
+        let result: IngestResult
+        do {
+            result = try await store.recordPortalMessage(
+                deliveryID: deliveryID ?? "", rawBody: bytes, contact: contact, threadID: event.threadID,
+                messageID: event.message.id, text: event.message.text, sentAt: event.message.sentAt)
+        } catch let error as StoreError {
+            logger.notice("portal webhook refused", metadata: ["reason": "\(error.description)"])
+            throw error
+        } catch {
+            metrics.storeFailure()
+            logger.error("portal message not stored", metadata: ["error.type": "\(type(of: error))"])
+            throw APIError(.serviceUnavailable, code: "store_unavailable",
+                           "the message could not be stored; retry later", headers: [.retryAfter: "5"])
+        }
+        if !result.duplicate { metrics.messageIn(channel: .portal) }
+        logger.info(result.duplicate ? "portal delivery repeated" : "portal message stored", metadata: [
+            "conversation.id": "\(result.conversationID)", "message.id": "\(result.messageID)",
+        ])
+        return JSON.response(Accepted(conversationId: result.conversationID, messageId: result.messageID), status: .accepted)
+    }
+}

@@ -1,0 +1,156 @@
+import GRDB
+
+/// Named, append-only migrations. A shipped migration is never edited: change the schema
+/// with a new one. They use SQL only, never application types, so that they mean tomorrow
+/// what they mean today.
+///
+/// The schema carries the invariants (trust SQLite more than ourselves): enumerations are
+/// CHECKed, every reference is a foreign key, and each channel's own message id is UNIQUE
+/// per channel — the dedupe key behind "nothing is stored twice".
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("2026-11-29-foundation") { db in
+            try db.execute(sql: foundation)
+        }
+        return migrator
+    }
+
+    private static let channels = "('email','sms','chat','portal')"
+
+    private static let foundation = """
+        CREATE TABLE contacts (
+            id           TEXT PRIMARY KEY NOT NULL,
+            display_name TEXT,
+            created_at   INTEGER NOT NULL,
+            updated_at   INTEGER NOT NULL
+        );
+        CREATE TABLE contact_identities (
+            id         INTEGER PRIMARY KEY,
+            contact_id TEXT NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+            kind       TEXT NOT NULL CHECK (kind IN ('email','phone','portal','chat')),
+            value      TEXT NOT NULL CHECK (length(value) > 0),
+            created_at INTEGER NOT NULL,
+            UNIQUE (kind, value)
+        );
+        CREATE INDEX contact_identities_by_contact ON contact_identities(contact_id);
+
+        CREATE TABLE teams (
+            id         TEXT PRIMARY KEY NOT NULL,
+            name       TEXT NOT NULL UNIQUE CHECK (length(name) > 0),
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE agents (
+            id         TEXT PRIMARY KEY NOT NULL,
+            name       TEXT NOT NULL CHECK (length(name) > 0),
+            email      TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (email LIKE '%_@_%'),
+            role       TEXT NOT NULL DEFAULT 'agent' CHECK (role IN ('agent','supervisor','admin')),
+            active     INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE agent_teams (
+            agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+            team_id  TEXT NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
+            PRIMARY KEY (agent_id, team_id)
+        ) WITHOUT ROWID;
+        -- Tokens are stored as SHA-256 digests only: the clear token is shown once.
+        CREATE TABLE api_tokens (
+            id           INTEGER PRIMARY KEY,
+            agent_id     TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+            token_hash   BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+            created_at   INTEGER NOT NULL,
+            last_used_at INTEGER,
+            revoked_at   INTEGER
+        );
+
+        CREATE TABLE conversations (
+            id                    TEXT PRIMARY KEY NOT NULL,
+            contact_id            TEXT NOT NULL REFERENCES contacts(id),
+            channel               TEXT NOT NULL CHECK (channel IN \(channels)),
+            external_thread_id    TEXT CHECK (external_thread_id IS NULL OR length(external_thread_id) > 0),
+            status                TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open','pending','snoozed','resolved')),
+            priority              TEXT NOT NULL DEFAULT 'normal' CHECK (priority IN ('emergency','urgent','normal','low')),
+            intent                TEXT,
+            language              TEXT,
+            team_id               TEXT REFERENCES teams(id),
+            assignee_id           TEXT REFERENCES agents(id),
+            created_at            INTEGER NOT NULL,
+            updated_at            INTEGER NOT NULL,
+            last_message_at       INTEGER NOT NULL,
+            resolved_at           INTEGER,
+            first_response_due_at INTEGER,
+            next_response_due_at  INTEGER,
+            UNIQUE (channel, external_thread_id),
+            CHECK ((status = 'resolved') = (resolved_at IS NOT NULL))
+        );
+        CREATE INDEX conversations_by_contact ON conversations(contact_id, channel, status, last_message_at);
+        CREATE INDEX conversations_by_status ON conversations(status, last_message_at);
+        CREATE INDEX conversations_by_assignee ON conversations(assignee_id, status);
+
+        CREATE TABLE messages (
+            id                  TEXT PRIMARY KEY NOT NULL,
+            conversation_id     TEXT NOT NULL REFERENCES conversations(id),
+            direction           TEXT NOT NULL CHECK (direction IN ('inbound','outbound','note')),
+            sender_kind         TEXT NOT NULL CHECK (sender_kind IN ('contact','agent','bot','system')),
+            sender_agent_id     TEXT REFERENCES agents(id),
+            channel             TEXT NOT NULL CHECK (channel IN \(channels)),
+            external_id         TEXT,
+            body_text           TEXT NOT NULL,
+            body_html           TEXT,
+            sent_at             INTEGER NOT NULL,
+            created_at          INTEGER NOT NULL,
+            delivery_status     TEXT CHECK (delivery_status IN ('queued','sent','delivered','failed')),
+            delivery_updated_at INTEGER,
+            failure_reason      TEXT,
+            UNIQUE (channel, external_id),
+            CHECK ((direction = 'outbound') = (delivery_status IS NOT NULL)),
+            CHECK ((sender_kind = 'agent') = (sender_agent_id IS NOT NULL))
+        );
+        CREATE INDEX messages_by_conversation ON messages(conversation_id, created_at);
+
+        -- Raw inbound exactly as received, committed in the same transaction as the message
+        -- it produced, before the channel is acknowledged. (channel, external_id) is the
+        -- delivery's own id (a webhook-id), so a redelivery finds its first answer here.
+        CREATE TABLE inbound_journal (
+            id              INTEGER PRIMARY KEY,
+            channel         TEXT NOT NULL CHECK (channel IN \(channels)),
+            external_id     TEXT NOT NULL CHECK (length(external_id) > 0),
+            received_at     INTEGER NOT NULL,
+            raw             BLOB NOT NULL,
+            outcome         TEXT NOT NULL CHECK (outcome IN ('stored','duplicate_message')),
+            message_id      TEXT NOT NULL REFERENCES messages(id),
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            UNIQUE (channel, external_id)
+        );
+
+        -- One row per outbound message to deliver. `pending` rows of one conversation are
+        -- delivered strictly in id order; `dead` is the dead-letter state.
+        CREATE TABLE outbox (
+            id              INTEGER PRIMARY KEY,
+            message_id      TEXT NOT NULL UNIQUE REFERENCES messages(id),
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            channel         TEXT NOT NULL CHECK (channel IN \(channels)),
+            state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','delivered','dead')),
+            attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            next_attempt_at INTEGER NOT NULL,
+            last_error      TEXT,
+            created_at      INTEGER NOT NULL,
+            finished_at     INTEGER,
+            CHECK ((state = 'pending') = (finished_at IS NULL))
+        );
+        CREATE INDEX outbox_pending ON outbox(state, conversation_id, id);
+
+        -- Who did what to which conversation, and when. Never message text.
+        CREATE TABLE audit_events (
+            id              INTEGER PRIMARY KEY,
+            at              INTEGER NOT NULL,
+            actor_kind      TEXT NOT NULL CHECK (actor_kind IN ('agent','system','channel','admin')),
+            actor_id        TEXT,
+            action          TEXT NOT NULL CHECK (length(action) > 0),
+            conversation_id TEXT REFERENCES conversations(id),
+            message_id      TEXT REFERENCES messages(id),
+            source_address  TEXT
+        );
+        CREATE INDEX audit_events_by_conversation ON audit_events(conversation_id, at);
+        """
+}

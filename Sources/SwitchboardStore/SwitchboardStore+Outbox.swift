@@ -1,0 +1,102 @@
+import Foundation
+import GRDB
+import SwitchboardCore
+
+/// The outbox: the queue of outbound messages and its states (pending → delivered, or
+/// pending → dead). Only the oldest pending item of each conversation is ever due, which is
+/// what keeps replies in order per conversation; a dead item no longer blocks the ones after
+/// it (the agent sees it failed and can write again).
+extension SwitchboardStore {
+    /// Items whose time has come, at most one per conversation, oldest first, skipping the
+    /// conversations in `excluding` (those with a delivery in flight).
+    public func dueOutboxItems(channels: [Channel], now: Int64, limit: Int, excluding: Set<String>) async throws -> [OutboxItem] {
+        guard !channels.isEmpty, limit > 0 else { return [] }
+        let channelList = channels.map { "'\($0.rawValue)'" }.joined(separator: ",")
+        let rows = try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT o.id, o.message_id, o.conversation_id, o.channel, o.attempts, o.created_at,
+                       m.body_text, m.sent_at, c.external_thread_id,
+                       (SELECT value FROM contact_identities i WHERE i.contact_id = c.contact_id AND i.kind = 'portal'
+                        ORDER BY i.id LIMIT 1) AS portal_id
+                FROM outbox o
+                JOIN messages m ON m.id = o.message_id
+                JOIN conversations c ON c.id = o.conversation_id
+                WHERE o.state = 'pending' AND o.channel IN (\(channelList)) AND o.next_attempt_at <= ?
+                  AND o.id = (SELECT min(p.id) FROM outbox p WHERE p.conversation_id = o.conversation_id AND p.state = 'pending')
+                ORDER BY o.next_attempt_at, o.id
+                LIMIT ?
+                """, arguments: [now, limit + excluding.count])
+        }
+        return rows.lazy.map { row in
+            OutboxItem(id: row["id"], messageID: row["message_id"], conversationID: row["conversation_id"],
+                       channel: Channel(rawValue: row["channel"]) ?? .portal, attempts: row["attempts"],
+                       createdAt: row["created_at"], text: row["body_text"], sentAt: row["sent_at"],
+                       contactPortalID: row["portal_id"], threadID: row["external_thread_id"])
+        }.filter { !excluding.contains($0.conversationID) }.prefix(limit).map { $0 }
+    }
+
+    /// The earliest time any pending item of these channels is due, if there is one.
+    public func nextOutboxAttempt(channels: [Channel]) async throws -> Int64? {
+        guard !channels.isEmpty else { return nil }
+        let channelList = channels.map { "'\($0.rawValue)'" }.joined(separator: ",")
+        return try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending' AND channel IN (\(channelList))")
+        }
+    }
+
+    public func markOutboxDelivered(_ item: OutboxItem, now: Int64 = Timestamp.now()) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE outbox SET state = 'delivered', attempts = attempts + 1, finished_at = ?, last_error = NULL
+                WHERE id = ? AND state = 'pending'
+                """, arguments: [now, item.id])
+            try db.execute(sql: "UPDATE messages SET delivery_status = 'delivered', delivery_updated_at = ?, failure_reason = NULL WHERE id = ?",
+                           arguments: [now, item.messageID])
+        }
+    }
+
+    /// Records a failed attempt and when to try again. `reason` is an operator-facing
+    /// summary (a status code, "timeout"), never a response body.
+    public func scheduleOutboxRetry(_ item: OutboxItem, at nextAttempt: Int64, reason: String) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ? AND state = 'pending'
+                """, arguments: [nextAttempt, reason, item.id])
+        }
+    }
+
+    /// Gives up on an item: the message is marked failed with the reason the agent sees.
+    public func deadLetterOutbox(_ item: OutboxItem, reason: String, countsAsAttempt: Bool = true,
+                                 now: Int64 = Timestamp.now()) async throws {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE outbox SET state = 'dead', attempts = attempts + ?, finished_at = ?, last_error = ? WHERE id = ? AND state = 'pending'
+                """, arguments: [countsAsAttempt ? 1 : 0, now, reason, item.id])
+            try db.execute(sql: "UPDATE messages SET delivery_status = 'failed', delivery_updated_at = ?, failure_reason = ? WHERE id = ?",
+                           arguments: [now, reason, item.messageID])
+            try Self.audit(db, actorKind: "system", actorID: nil, action: "message.dead_lettered",
+                           conversationID: item.conversationID, messageID: item.messageID, now: now)
+        }
+    }
+
+    public func outboxStats(now: Int64 = Timestamp.now()) async throws -> OutboxStats {
+        try await pool.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT (SELECT count(*) FROM outbox WHERE state = 'pending') AS pending,
+                       (SELECT count(*) FROM outbox WHERE state = 'dead') AS dead,
+                       (SELECT min(created_at) FROM outbox WHERE state = 'pending') AS oldest
+                """)
+            let oldest: Int64? = row?["oldest"]
+            return OutboxStats(pending: row?["pending"] ?? 0, dead: row?["dead"] ?? 0,
+                               oldestPendingAgeMilliseconds: oldest.map { max(0, now - $0) } ?? 0)
+        }
+    }
+}
+
+extension SwitchboardStore {
+    /// Rows in one of the store's tables (diagnostics and tests). `table` must be a literal
+    /// table name, never input.
+    func count(_ table: StaticString) async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 }
+    }
+}

@@ -1,0 +1,210 @@
+import Crypto
+import Foundation
+import GRDB
+import SwitchboardCore
+
+// SwitchboardStore — the conversation store: the only module that speaks SQL.
+//
+// One `DatabasePool` per database file per process, in WAL mode with `synchronous=FULL`
+// (a commit is on disk before the call returns, which is what lets a channel be
+// acknowledged after it) and foreign keys on. Each public method is one transaction named
+// for its intent, so that a future PostgreSQL store can implement the same façade.
+//
+// Trusts: its callers to have authenticated the request and validated the payload.
+// Still relies on SQLite's constraints for every invariant it can carry.
+// On failure: throws `StoreError` for outcomes a caller must handle (not found, conflict)
+// and GRDB's errors for the store itself failing (disk full, I/O); in both cases the
+// transaction is rolled back and nothing is half-written. Errors never carry query
+// arguments (GRDB keeps them out of descriptions unless asked), so no PHI leaks through them.
+
+public enum StoreError: Error, Equatable, CustomStringConvertible {
+    case notFound
+    case conflict(String)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .notFound: "not found"
+        case .conflict(let reason): reason
+        case .invalid(let reason): reason
+        }
+    }
+}
+
+public final class SwitchboardStore: Sendable {
+    let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating the directory and file if needed) and migrates the database.
+    public init(path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        }
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            // Debian's SQLite defaults are not ours: a commit must be durable before we ack.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        self.path = path
+        try Schema.migrator.migrate(pool)
+    }
+
+    /// Names of the migrations applied, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try pool.read { db in try Schema.migrator.appliedMigrations(db) }
+    }
+
+    /// A cheap read that proves the database answers.
+    public func ping() async throws {
+        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    // MARK: - Inbound
+
+    /// Records one inbound portal message: the raw delivery in the journal, the contact
+    /// (found or created from its identities), the conversation (by thread id, else the
+    /// contact's latest unresolved portal conversation, else new) and the message — in one
+    /// transaction. A redelivery (same `deliveryID`) or a message id seen before returns the
+    /// first answer and stores nothing new.
+    public func recordPortalMessage(
+        deliveryID: String, rawBody: [UInt8], contact: InboundContact,
+        threadID: String?, messageID externalMessageID: String, text: String, sentAt: Int64,
+        now: Int64 = Timestamp.now()
+    ) async throws -> IngestResult {
+        try await pool.write { db in
+            if let row = try Row.fetchOne(db, sql: """
+                SELECT conversation_id, message_id FROM inbound_journal WHERE channel = 'portal' AND external_id = ?
+                """, arguments: [deliveryID]) {
+                return IngestResult(conversationID: row["conversation_id"], messageID: row["message_id"], duplicate: true)
+            }
+            if let row = try Row.fetchOne(db, sql: """
+                SELECT id, conversation_id FROM messages WHERE channel = 'portal' AND external_id = ?
+                """, arguments: [externalMessageID]) {
+                let result = IngestResult(conversationID: row["conversation_id"], messageID: row["id"], duplicate: true)
+                try Self.journal(db, channel: .portal, deliveryID: deliveryID, raw: rawBody, outcome: "duplicate_message", result: result, now: now)
+                return result
+            }
+            let contactID = try Self.resolveContact(db, contact, now: now)
+            let conversationID = try Self.resolvePortalConversation(db, contactID: contactID, threadID: threadID, now: now)
+            let messageID = Identifier.make(prefix: "msg")
+            try db.execute(sql: """
+                INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at)
+                VALUES (?, ?, 'inbound', 'contact', 'portal', ?, ?, ?, ?)
+                """, arguments: [messageID, conversationID, externalMessageID, text, sentAt, now])
+            try db.execute(sql: """
+                UPDATE conversations SET last_message_at = ?, updated_at = ?,
+                    status = CASE WHEN status = 'pending' THEN 'open' ELSE status END
+                WHERE id = ?
+                """, arguments: [now, now, conversationID])
+            let result = IngestResult(conversationID: conversationID, messageID: messageID, duplicate: false)
+            try Self.journal(db, channel: .portal, deliveryID: deliveryID, raw: rawBody, outcome: "stored", result: result, now: now)
+            try Self.audit(db, actorKind: "channel", actorID: Channel.portal.rawValue, action: "message.received",
+                           conversationID: conversationID, messageID: messageID, now: now)
+            return result
+        }
+    }
+
+    private static func journal(_ db: Database, channel: Channel, deliveryID: String, raw: [UInt8],
+                                outcome: String, result: IngestResult, now: Int64) throws {
+        try db.execute(sql: """
+            INSERT INTO inbound_journal (channel, external_id, received_at, raw, outcome, message_id, conversation_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [channel.rawValue, deliveryID, now, Data(raw), outcome, result.messageID, result.conversationID])
+    }
+
+    /// Finds the contact that owns any of the identities (portal id first, then phone, then
+    /// email) or creates one, and attaches the identities nobody owns yet. An identity that
+    /// already belongs to another contact is left where it is: merging two patients is a
+    /// human decision.
+    private static func resolveContact(_ db: Database, _ contact: InboundContact, now: Int64) throws -> String {
+        let claims: [(IdentityKind, String)] = [
+            contact.portalID.map { (.portal, $0) },
+            contact.phoneE164.map { (.phone, $0) },
+            contact.email.map { (.email, $0) },
+        ].compactMap { $0 }
+        var contactID: String?
+        for (kind, value) in claims {
+            if let owner = try String.fetchOne(db, sql: "SELECT contact_id FROM contact_identities WHERE kind = ? AND value = ?",
+                                               arguments: [kind.rawValue, value]) {
+                contactID = owner
+                break
+            }
+        }
+        let id: String
+        if let contactID {
+            id = contactID
+            if let name = contact.displayName, !name.isEmpty {
+                try db.execute(sql: "UPDATE contacts SET display_name = ?, updated_at = ? WHERE id = ? AND display_name IS NOT ?",
+                               arguments: [name, now, id, name])
+            }
+        } else {
+            id = Identifier.make(prefix: "ctc")
+            try db.execute(sql: "INSERT INTO contacts (id, display_name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                           arguments: [id, contact.displayName, now, now])
+        }
+        for (kind, value) in claims {
+            try db.execute(sql: """
+                INSERT INTO contact_identities (contact_id, kind, value, created_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (kind, value) DO NOTHING
+                """, arguments: [id, kind.rawValue, value, now])
+        }
+        return id
+    }
+
+    private static func resolvePortalConversation(_ db: Database, contactID: String, threadID: String?, now: Int64) throws -> String {
+        if let threadID {
+            if let row = try Row.fetchOne(db, sql: """
+                SELECT id, contact_id, status FROM conversations WHERE channel = 'portal' AND external_thread_id = ?
+                """, arguments: [threadID]) {
+                guard (row["contact_id"] as String) == contactID else {
+                    throw StoreError.conflict("thread_id belongs to another patient")
+                }
+                let id: String = row["id"]
+                if (row["status"] as String) == ConversationStatus.resolved.rawValue {
+                    try reopen(db, conversationID: id, actorKind: "channel", actorID: Channel.portal.rawValue, now: now)
+                }
+                return id
+            }
+            return try createConversation(db, contactID: contactID, channel: .portal, threadID: threadID, now: now)
+        }
+        if let id = try String.fetchOne(db, sql: """
+            SELECT id FROM conversations
+            WHERE contact_id = ? AND channel = 'portal' AND status <> 'resolved'
+            ORDER BY last_message_at DESC, created_at DESC LIMIT 1
+            """, arguments: [contactID]) {
+            return id
+        }
+        return try createConversation(db, contactID: contactID, channel: .portal, threadID: nil, now: now)
+    }
+
+    /// A conversation started without a thread id gets its own id as the thread id, which
+    /// replies carry, so the portal's answer threads back into it.
+    private static func createConversation(_ db: Database, contactID: String, channel: Channel, threadID: String?, now: Int64) throws -> String {
+        let id = Identifier.make(prefix: "cnv")
+        try db.execute(sql: """
+            INSERT INTO conversations (id, contact_id, channel, external_thread_id, created_at, updated_at, last_message_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [id, contactID, channel.rawValue, threadID ?? id, now, now, now])
+        try audit(db, actorKind: "channel", actorID: channel.rawValue, action: "conversation.created", conversationID: id, now: now)
+        return id
+    }
+
+    static func reopen(_ db: Database, conversationID: String, actorKind: String, actorID: String?, now: Int64) throws {
+        try db.execute(sql: "UPDATE conversations SET status = 'open', resolved_at = NULL, updated_at = ? WHERE id = ?",
+                       arguments: [now, conversationID])
+        try audit(db, actorKind: actorKind, actorID: actorID, action: "conversation.reopened", conversationID: conversationID, now: now)
+    }
+
+    static func audit(_ db: Database, actorKind: String, actorID: String?, action: String,
+                      conversationID: String? = nil, messageID: String? = nil, sourceAddress: String? = nil, now: Int64) throws {
+        try db.execute(sql: """
+            INSERT INTO audit_events (at, actor_kind, actor_id, action, conversation_id, message_id, source_address)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [now, actorKind, actorID, action, conversationID, messageID, sourceAddress])
+    }
+}

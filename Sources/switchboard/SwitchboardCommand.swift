@@ -1,0 +1,102 @@
+import ArgumentParser
+import Foundation
+import SwitchboardConfig
+import SwitchboardCore
+import SwitchboardStore
+
+/// switchboard — the admin command line. It opens the same database as the daemon (SQLite
+/// in WAL mode allows both at once), so it works while the daemon runs.
+///
+/// Exit codes: 0 success; 1 the operation failed (message on stderr); 64 usage error;
+/// 78 configuration error.
+@main
+struct SwitchboardCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchboard",
+        abstract: "Administer a Switchboard installation.",
+        subcommands: [AgentCommand.self]
+    )
+}
+
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .long, help: "Path of the daemon's YAML configuration file (to find the database).")
+    var config: String?
+
+    @Flag(name: .long, help: "Print machine-readable JSON.")
+    var json = false
+
+    func openStore() async throws -> SwitchboardStore {
+        let settings: SwitchboardConfiguration
+        do {
+            settings = try await SwitchboardConfiguration.load(file: config)
+        } catch let problem as SwitchboardConfiguration.Problem {
+            fail("configuration error: \(problem)", code: 78)
+        }
+        do {
+            return try SwitchboardStore(path: settings.store.path)
+        } catch {
+            fail("cannot open the database at \(settings.store.path): \(error)", code: 1)
+        }
+    }
+}
+
+func fail(_ message: String, code: Int32) -> Never {
+    FileHandle.standardError.write(Data("switchboard: \(message)\n".utf8))
+    exit(code)
+}
+
+func printJSON(_ object: Any) {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+    print(String(decoding: data, as: UTF8.self))
+}
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent", abstract: "Manage agents.", subcommands: [Add.self, List.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an agent and print its API token (shown once, stored only as a hash).")
+
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "The agent's name.") var name: String
+        @Option(help: "The agent's email address (unique).") var email: String
+        @Option(help: "A team to put the agent in (created if missing).") var team: String?
+        @Option(help: "agent, supervisor or admin.") var role: String = "agent"
+
+        func run() async throws {
+            guard let agentRole = AgentRole(rawValue: role) else {
+                fail("--role must be one of agent, supervisor, admin", code: 64)
+            }
+            let store = try await options.openStore()
+            do {
+                let (agent, token) = try await store.createAgent(name: name, email: email, role: agentRole, team: team)
+                if options.json {
+                    printJSON(["agent_id": agent.id, "name": agent.name, "email": agent.email, "role": agent.role.rawValue,
+                               "teams": agent.teams, "token": token])
+                } else {
+                    print("agent \(agent.id) created (\(agent.role.rawValue))")
+                    print("API token (shown once, keep it safe): \(token)")
+                }
+            } catch let error as StoreError {
+                fail("agent not created: \(error)", code: 1)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List active agents.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            let agents = try await options.openStore().listAgents()
+            if options.json {
+                printJSON(agents.map { ["agent_id": $0.id, "name": $0.name, "email": $0.email, "role": $0.role.rawValue, "teams": $0.teams] as [String: Any] })
+            } else {
+                for agent in agents {
+                    print("\(agent.id)\t\(agent.role.rawValue)\t\(agent.email)\t\(agent.name)\t\(agent.teams.joined(separator: ","))")
+                }
+            }
+        }
+    }
+}

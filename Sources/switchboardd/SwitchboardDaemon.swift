@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import Prometheus
+import SwitchboardConfig
+import SwitchboardCore
+import SwitchboardServer
+import SwitchboardStore
+
+/// switchboardd — the Switchboard daemon. Parse the command line, load and check the
+/// configuration, bootstrap logging and metrics (only here, once), open the store, run.
+///
+/// Exit codes: 0 clean stop (or a valid configuration with --check-config); 78 (EX_CONFIG)
+/// a configuration error; 1 anything else that prevents start-up (the store cannot open).
+@main
+struct SwitchboardDaemon: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchboardd",
+        abstract: "Switchboard: every patient message in one conversation model, routed to the right agent.",
+        discussion: """
+            Configuration: the embedded defaults, then the YAML file given with --config, then \
+            SWITCHBOARD_<SECTION>_<KEY> environment variables. See deploy/switchboard.example.yaml.
+            """
+    )
+
+    @Option(name: .long, help: "Path of the YAML configuration file.")
+    var config: String?
+
+    @Flag(name: .customLong("check-config"), help: "Validate the configuration, print the problem if any, and exit.")
+    var checkConfig = false
+
+    func run() async throws {
+        let settings: SwitchboardConfiguration
+        do {
+            settings = try await SwitchboardConfiguration.load(file: config)
+        } catch let problem as SwitchboardConfiguration.Problem {
+            FileHandle.standardError.write(Data("switchboardd: configuration error: \(problem)\n".utf8))
+            throw ExitCode(78)
+        }
+        if checkConfig {
+            print("switchboardd: configuration ok")
+            return
+        }
+
+        let level = Logger.Level(rawValue: settings.log.level) ?? .info
+        let format = settings.log.format
+        LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: level, format: format) }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        var logger = Logger(label: "switchboard")
+        logger.logLevel = level
+
+        let store: SwitchboardStore
+        do {
+            store = try SwitchboardStore(path: settings.store.path)
+        } catch {
+            logger.critical("store cannot be opened", metadata: ["store.path": "\(settings.store.path)", "error": "\(error)"])
+            throw ExitCode(1)
+        }
+        logger.info("store open", metadata: [
+            "store.path": "\(settings.store.path)",
+            "migrations": "\((try? store.appliedMigrations().joined(separator: ",")) ?? "?")",
+        ])
+        if settings.portal.webhookSecret == nil {
+            logger.notice("portal channel disabled", metadata: ["missing": "portal.webhook_secret"])
+        }
+
+        var dependencies = SwitchboardDependencies(configuration: settings, store: store, logger: logger, prometheus: registry)
+        let listeningLogger = logger
+        dependencies.onListening = { address in
+            let where_ = address.map { "http://\($0.ipAddress ?? settings.http.host):\($0.port ?? settings.http.port)" }
+                ?? "http://\(settings.http.host):\(settings.http.port)"
+            listeningLogger.info("listening", metadata: ["http.address": "\(where_)"])
+            FileHandle.standardOutput.write(Data("switchboardd listening on \(where_)\n".utf8))
+        }
+        let app = buildApplication(dependencies)
+        try await app.runService()
+        logger.info("stopped")
+    }
+}

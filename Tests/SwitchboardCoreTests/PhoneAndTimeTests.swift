@@ -1,0 +1,75 @@
+import Logging
+import Testing
+@testable import SwitchboardCore
+
+@Suite struct PhoneNumberTests {
+    @Test(arguments: [
+        ("+1 (555) 010-0000", "1", "+15550100000"),
+        ("+15550100000", "1", "+15550100000"),
+        ("555.010.0000", "1", "+15550100000"),
+        ("1-555-010-0000", "1", "+15550100000"),
+        ("0044 20 7946 0000", "1", "+442079460000"),
+        ("020 7946 0000", "44", "+442079460000"),
+        ("  +34 612 34 56 78 ", "1", "+34612345678"),
+    ])
+    func normalises(raw: String, country: String, expected: String) throws {
+        #expect(try PhoneNumber.normalise(raw, defaultCountryCode: country) == expected)
+    }
+
+    @Test(arguments: ["call me", "+1 555 010 000x", "12", "+1234567890123456", "5+55"])
+    func rejects(raw: String) {
+        #expect(throws: PhoneNumber.Error.self) { try PhoneNumber.normalise(raw, defaultCountryCode: "1") }
+    }
+}
+
+@Suite struct TimestampTests {
+    @Test func formatsAndParsesRoundTrip() {
+        #expect(Timestamp.format(0) == "1970-01-01T00:00:00Z")
+        #expect(Timestamp.format(1_795_946_400_007) == "2026-11-29T10:00:00.007Z")
+        #expect(Timestamp.parse("2026-11-29T10:00:00.007Z") == 1_795_946_400_007)
+        #expect(Timestamp.parse("2026-11-29T11:00:00+01:00") == 1_795_946_400_000)
+        #expect(Timestamp.parse("2026-11-29") == nil)
+    }
+}
+
+@Suite struct IdentifierTests {
+    @Test func identifiersArePrefixedUniqueAndBase32() {
+        let ids = (0..<1000).map { _ in Identifier.make(prefix: "msg") }
+        #expect(Set(ids).count == ids.count)
+        for id in ids {
+            #expect(id.hasPrefix("msg_"))
+            #expect(id.count == 4 + 26)
+            #expect(id.dropFirst(4).allSatisfy { "abcdefghijklmnopqrstuvwxyz234567".contains($0) })
+        }
+        #expect(Identifier.base32([0xFF]) == "74")
+        #expect(Identifier.base32(Array("foobar".utf8)) == "mzxw6ytboi")
+    }
+}
+
+@Suite struct LogfmtTests {
+    @Test func writesOneEscapedLinePerEvent() {
+        let output = LogOutput(capturing: ())
+        var logger = Logger(label: "test") { LogfmtLogHandler(label: $0, level: .info, format: .logfmt, output: output) }
+        logger[metadataKey: "conversation.id"] = "cnv_1"
+        logger.info("hello world", metadata: ["note": "a \"quoted\"\nsecond=line"])
+        logger.debug("not shown")
+        let lines = output.capturedLines
+        #expect(lines.count == 1)
+        let line = lines[0]
+        #expect(line.hasSuffix("\n"))
+        #expect(line.dropLast().contains("\n") == false)
+        #expect(line.contains("level=info"))
+        #expect(line.contains(#"msg="hello world""#))
+        #expect(line.contains("conversation.id=cnv_1"))
+        #expect(line.contains(#"note="a \"quoted\"\nsecond=line""#))
+    }
+
+    @Test func writesJSONLines() throws {
+        let output = LogOutput(capturing: ())
+        let logger = Logger(label: "test") { LogfmtLogHandler(label: $0, level: .info, format: .json, output: output) }
+        logger.warning("x", metadata: ["k": "v"])
+        let line = try #require(output.capturedLines.first)
+        #expect(line.hasPrefix("{") && line.hasSuffix("}\n"))
+        #expect(line.contains(#""level":"warning""#) && line.contains(#""k":"v""#))
+    }
+}

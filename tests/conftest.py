@@ -1,0 +1,97 @@
+"""Fixtures for the Switchboard black-box integration tests.
+
+Binaries come from $SWITCHBOARD_BIN_DIR (default <repo>/.build/debug); the suite never builds.
+Each daemon gets a fresh directory (pytest's tmp_path) holding its config YAML, its SQLite store
+and its captured stdout/stderr; the log tail is printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import switchboard_harness as h  # noqa: E402
+
+
+def pytest_report_header(config):
+    return f"switchboard binaries: {h.bin_dir()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _binaries_present():
+    missing = [str(p) for p in (h.daemon_bin(), h.cli_bin()) if not os.access(p, os.X_OK)]
+    if missing:
+        pytest.fail(f"switchboard binaries missing: {missing} "
+                    f"(build first, or set SWITCHBOARD_BIN_DIR)", pytrace=False)
+
+
+_DAEMONS: list = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed:
+        for d in getattr(item, "_switchboard_daemons", []):
+            rep.sections.append((f"switchboardd log ({d.workdir})", d.log_tail(60)))
+
+
+@pytest.fixture
+def receiver():
+    """A running outbound receiver (signature checked with OUTBOUND_SECRET)."""
+    r = h.Receiver().start()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def down_receiver():
+    """A receiver whose port is reserved but refuses connections until ``.start()``."""
+    r = h.Receiver().reserve()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def make_daemon(tmp_path, request):
+    """Factory: make_daemon(outbound_url=..., overrides={...}, env={...}, start=True)."""
+    made: list[h.Daemon] = []
+    request.node._switchboard_daemons = made
+
+    def factory(outbound_url: str = "", overrides: dict | None = None, env: dict | None = None,
+                start: bool = True, name: str | None = None) -> h.Daemon:
+        d = h.Daemon(tmp_path / (name or f"d{len(made)}"), outbound_url=outbound_url,
+                     overrides=overrides, env=env)
+        made.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield factory
+    for d in made:
+        d.cleanup()
+
+
+@pytest.fixture
+def daemon(make_daemon, receiver):
+    """A running daemon whose outbound_url points at the ``receiver`` fixture."""
+    return make_daemon(outbound_url=receiver.url)
+
+
+@pytest.fixture
+def admin(daemon):
+    a = daemon.add_agent(role="admin")
+    return daemon.api(a)
+
+
+@pytest.fixture
+def agent(daemon):
+    """A role=agent agent: (agent dict, Api)."""
+    a = daemon.add_agent(role="agent")
+    return a, daemon.api(a)
