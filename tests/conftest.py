@@ -19,15 +19,17 @@ import switchboard_harness as h  # noqa: E402
 
 
 def pytest_report_header(config):
-    return f"switchboard binaries: {h.bin_dir()}"
+    return f"switchboard binaries: {h.source_bin_dir()} (copied to a per-run snapshot)"
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _binaries_present():
+def _binaries_present(tmp_path_factory):
     missing = [str(p) for p in (h.daemon_bin(), h.cli_bin()) if not os.access(p, os.X_OK)]
     if missing:
         pytest.fail(f"switchboard binaries missing: {missing} "
                     f"(build first, or set SWITCHBOARD_BIN_DIR)", pytrace=False)
+    if os.environ.get("SWITCHBOARD_TEST_NO_SNAPSHOT") != "1":
+        h.snapshot_binaries(tmp_path_factory.mktemp("bin"))
 
 
 _DAEMONS: list = []

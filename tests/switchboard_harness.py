@@ -45,8 +45,27 @@ CLI_TIMEOUT = 30.0
 # binaries
 
 
-def bin_dir() -> Path:
+_BIN_SNAPSHOT: Optional[Path] = None  # set by conftest: a private copy taken at session start
+
+
+def source_bin_dir() -> Path:
     return Path(os.environ.get("SWITCHBOARD_BIN_DIR") or (REPO_DIR / ".build" / "debug")).resolve()
+
+
+def bin_dir() -> Path:
+    return _BIN_SNAPSHOT or source_bin_dir()
+
+
+def snapshot_binaries(dest: Path) -> Path:
+    """Copy both binaries into ``dest`` so that a rebuild during the run (relinking gives
+    'Text file busy' or a half-written file) cannot affect it, and every test runs the same build."""
+    global _BIN_SNAPSHOT
+    import shutil
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("switchboardd", "switchboard"):
+        shutil.copy2(source_bin_dir() / name, dest / name)
+    _BIN_SNAPSHOT = dest
+    return dest
 
 
 def daemon_bin() -> Path:

@@ -77,12 +77,12 @@ extension SwitchboardStore {
     }
 
     /// Assigns the conversation to the agent. Claiming one's own is a no-op; one held by
-    /// another agent is a conflict (a supervisor may take it over).
+    /// another agent is a conflict for everyone (handing work over is a transfer, not a claim).
     public func claimConversation(id: String, by agent: Agent, now: Int64 = Timestamp.now()) async throws -> ConversationSummary {
         try await pool.write { db in
             let conversation = try Self.visibleConversation(db, id: id, agent: agent)
             if conversation.assigneeID == agent.id { return conversation }
-            if conversation.assigneeID != nil && !agent.role.seesAllConversations {
+            if conversation.assigneeID != nil {
                 throw StoreError.conflict("the conversation is assigned to another agent")
             }
             try db.execute(sql: "UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ?",

@@ -16,6 +16,13 @@ struct SwitchboardCommand: AsyncParsableCommand {
         abstract: "Administer a Switchboard installation.",
         subcommands: [AgentCommand.self]
     )
+
+    /// `--config PATH` and `--json` may stand before the subcommand too
+    /// (`switchboard --config /etc/switchboard/switchboard.yaml agent list`, as `postconf -c`
+    /// users expect); they are moved after it, where the subcommands declare them.
+    static func main() async {
+        await main(GlobalOptions.movingGlobalOptionsLast(Array(CommandLine.arguments.dropFirst())))
+    }
 }
 
 struct GlobalOptions: ParsableArguments {
@@ -24,6 +31,29 @@ struct GlobalOptions: ParsableArguments {
 
     @Flag(name: .long, help: "Print machine-readable JSON.")
     var json = false
+
+    static func movingGlobalOptionsLast(_ arguments: [String]) -> [String] {
+        var rest: [String] = []
+        var globals: [String] = []
+        var index = 0
+        var seenSubcommand = false
+        while index < arguments.count {
+            let argument = arguments[index]
+            if !seenSubcommand && argument == "--config" && index + 1 < arguments.count {
+                globals += [argument, arguments[index + 1]]
+                index += 2
+                continue
+            }
+            if !seenSubcommand && (argument.hasPrefix("--config=") || argument == "--json") {
+                globals.append(argument)
+            } else {
+                if !argument.hasPrefix("-") { seenSubcommand = true }
+                rest.append(argument)
+            }
+            index += 1
+        }
+        return rest + globals
+    }
 
     func openStore() async throws -> SwitchboardStore {
         let settings: SwitchboardConfiguration
