@@ -694,3 +694,103 @@ def test_cli_config_before_subcommand(daemon):
                     check=False, config_first=True)
     assert cp.returncode == 0, f"exit {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
     assert json.loads(cp.stdout)["token"].startswith("sbt_")
+
+
+# ---------------------------------------------------------------------------------------------
+# more outbox behaviour
+
+
+@pytest.mark.slow
+def test_order_kept_per_conversation_across_conversations(daemon, receiver):
+    """Three conversations, three replies each, every first attempt fails: each conversation's
+    replies are accepted in order (conversations may interleave)."""
+    api = daemon.api(daemon.add_agent(role="admin"))
+    convs = [open_conversation(daemon, f"conv {i}")["conversation_id"] for i in range(3)]
+    receiver.behavior = lambda rec, prior: 500 if not prior else 200
+    per_conv = {cid: [] for cid in convs}
+    for n in range(3):
+        for cid in convs:
+            per_conv[cid].append(api.reply(cid, f"{cid} part {n}"))
+    all_ids = [m for ids_ in per_conv.values() for m in ids_]
+    receiver.wait_accepted(all_ids, timeout=30)
+    accepted_order = [r.message_id for r in receiver.accepted()]
+    for cid, mids in per_conv.items():
+        got = [m for m in accepted_order if m in mids]
+        assert got == mids, f"conversation {cid}: accepted {got}, sent {mids}"
+    for m in all_ids:
+        assert len({r.webhook_id for r in receiver.for_message(m)}) == 1
+
+
+@pytest.mark.slow
+def test_backoff_is_bounded_no_hot_loop(daemon, receiver):
+    """initial 100 ms, max 500 ms (+ jitter, + 100 ms poll): over ~3 s of 500s the outbox retries
+    several times, never faster than a hot loop would, and never waits much beyond max_backoff."""
+    api = daemon.api(daemon.add_agent(role="admin"))
+    cid = open_conversation(daemon)["conversation_id"]
+    receiver.behavior = lambda rec, prior: 500
+    mid = api.reply(cid, "keeps failing")
+    time.sleep(3.0)
+    times = [r.t for r in receiver.for_message(mid)]
+    assert 4 <= len(times) <= 40, f"{len(times)} attempts in 3 s"
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert max(gaps) < 1.5, f"a retry waited {max(gaps):.2f}s with max_backoff_ms=500: {gaps}"
+
+
+def test_sigterm_while_outbox_retrying(make_daemon, down_receiver):
+    d = make_daemon(outbound_url=down_receiver.url)
+    api = d.api(d.add_agent(role="admin"))
+    cid = open_conversation(d)["conversation_id"]
+    api.reply(cid, "cannot be delivered yet")
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    rc = d.stop(timeout=10)
+    assert rc == 0 and time.monotonic() - t0 < 5, f"rc={rc} after {time.monotonic() - t0:.1f}s"
+
+
+def test_unicode_round_trip(daemon, receiver):
+    api = daemon.api(daemon.add_agent(role="admin"))
+    text_in = "Grüße 👋 — 日本語のテキスト \"quoted\" \\ back\\slash \n second line"
+    ev = portal_event(uid("P-"), text_in, thread_id=uid("T-"))
+    raw = json.dumps(ev, ensure_ascii=False).encode("utf-8")  # raw UTF-8, not \u escapes
+    acc = accepted(daemon.webhook(body=raw))
+    assert api.conversation(acc["conversation_id"])["messages"][0]["text"] == text_in
+    reply = "Danke! 🙏 «ça va» — ✓"
+    mid = api.reply(acc["conversation_id"], reply)
+    receiver.wait_accepted([mid])
+    rec = receiver.for_message(mid)[0]
+    assert rec.signature_valid
+    assert rec.json["message"]["text"] == reply
+
+
+# ---------------------------------------------------------------------------------------------
+# audit (peeks at the store read-only: the API has no audit endpoint)
+
+
+def _audit_rows(d: h.Daemon) -> list:
+    import sqlite3
+    con = sqlite3.connect(f"file:{d.config['store']['path']}?mode=ro", uri=True, timeout=5)
+    try:
+        tables = [r[0] for r in con.execute("select name from sqlite_master where type='table'")]
+        audit = [t for t in tables if "audit" in t.lower()]
+        assert audit, f"no audit table among {tables}"
+        cur = con.execute(f"select * from {audit[0]}")
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
+def test_each_read_writes_audit_event_without_text(daemon):
+    me = daemon.add_agent(role="agent")
+    api = daemon.api(me)
+    secret_text = "audit-probe-text ZQX-9917"
+    cid = open_conversation(daemon, secret_text)["conversation_id"]
+    before = [r for r in _audit_rows(daemon) if r.get("conversation_id") == cid]
+    api.conversation(cid)
+    api.conversation(cid)
+    after = [r for r in _audit_rows(daemon) if r.get("conversation_id") == cid]
+    new = after[len(before):]
+    reads = [r for r in new if r.get("actor_id") == me["agent_id"]]
+    assert len(reads) >= 2, f"two reads by {me['agent_id']} wrote {len(reads)} audit rows: {new}"
+    for r in _audit_rows(daemon):
+        assert not any(isinstance(v, str) and ("audit-probe" in v or "ZQX-9917" in v) for v in r.values()), r

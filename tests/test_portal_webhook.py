@@ -422,3 +422,35 @@ def test_response_is_json(daemon):
     assert r.status_code == 202
     assert r.headers.get("Content-Type", "").startswith("application/json"), r.headers
     json.loads(r.text)
+
+
+# ---------------------------------------------------------------------------------------------
+# wire details
+
+
+def test_signature_is_over_raw_bytes(daemon):
+    """Odd whitespace, key order and escapes must verify as sent (no re-serialisation)."""
+    admin = daemon.api(daemon.add_agent(role="admin"))
+    raw = ('{ "message" : {"sent_at":"2026-11-29T10:00:00Z",  "text" : "caf\\u00e9 \\/ ok", "id":"M-raw-1"},\n'
+           '  "type":"message.created",\t"patient":{"id":"P-raw-1"} }').encode()
+    acc = assert_accepted(daemon.webhook(body=raw))
+    assert inbound_messages(admin, acc["conversation_id"])[0]["text"] == "café / ok"
+
+
+def test_unknown_extra_fields_accepted(daemon):
+    ev = portal_event(text="with extras")
+    ev["delivery_attempt"] = 3
+    ev["patient"]["date_of_birth_hidden"] = True
+    ev["message"]["attachments"] = []
+    assert_accepted(daemon.webhook(ev))
+
+
+def test_replay_same_id_different_body_returns_original(daemon):
+    admin = daemon.api(daemon.add_agent(role="admin"))
+    msg_id = uid("msg_")
+    first = assert_accepted(daemon.webhook(portal_event(text="original body", thread_id=uid("T-")), msg_id=msg_id))
+    again = daemon.webhook(portal_event(text="different body", thread_id=uid("T-")), msg_id=msg_id)
+    assert again.status_code == 202 and again.json() == first, again.text
+    convs = admin.list(status=None, assignee="any")
+    assert len(convs) == 1, convs
+    assert [m["text"] for m in inbound_messages(admin, first["conversation_id"])] == ["original body"]

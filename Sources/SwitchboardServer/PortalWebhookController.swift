@@ -57,7 +57,12 @@ struct PortalWebhookController {
         }
         let bytes = Array(buffer: body)
         let deliveryID = request.headers[Self.webhookID]
-        if let deliveryID { logger[metadataKey: "webhook.id"] = "\(deliveryID.prefix(128))" }
+        if let deliveryID {
+            guard deliveryID.utf8.count <= 256 else {
+                throw APIError.badRequest("header webhook-id is longer than 256 bytes")
+            }
+            logger[metadataKey: "webhook.id"] = "\(deliveryID)"
+        }
         do throws(StandardWebhooks.VerificationError) {
             try StandardWebhooks.verify(
                 id: deliveryID, timestamp: request.headers[Self.webhookTimestamp],

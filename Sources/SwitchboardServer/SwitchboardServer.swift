@@ -64,7 +64,7 @@ public func buildApplication(_ dependencies: SwitchboardDependencies) -> some Ap
         JSON.response(["status": "ok"])
     }
     router.get("/readyz") { _, _ in
-        guard readiness.isReady, !Task.isShuttingDownGracefully else {
+        guard readiness.isReady else {
             return JSON.response(["status": "not ready"], status: .serviceUnavailable)
         }
         do {
