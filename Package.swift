@@ -32,6 +32,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // SMS gateways' wire formats and rules (Twilio, Kannel, segments, opt-out), free of I/O.
+        .target(
+            name: "SwitchboardSMS",
+            dependencies: ["SwitchboardCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // The one configuration surface: file (YAML) < environment, secrets from files.
         .target(
             name: "SwitchboardConfig",
@@ -54,7 +59,7 @@ let package = Package(
         .target(
             name: "SwitchboardServer",
             dependencies: [
-                "SwitchboardCore", "SwitchboardConfig", "SwitchboardStore",
+                "SwitchboardCore", "SwitchboardConfig", "SwitchboardStore", "SwitchboardSMS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -81,6 +86,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "SwitchboardSMSTests", dependencies: ["SwitchboardSMS"]),
         .testTarget(name: "SwitchboardStoreTests", dependencies: ["SwitchboardStore", "SwitchboardCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "SwitchboardServerTests",

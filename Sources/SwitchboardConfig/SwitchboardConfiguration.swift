@@ -56,12 +56,55 @@ public struct SwitchboardConfiguration: Sendable {
         public var defaultCountryCode = "1"
     }
 
+    public struct SMS: Sendable {
+        public var reopenWindowSeconds: Int64 = 604_800
+        public var segmentWarning = 3
+        public var helpText = "Reply STOP to stop messages, START to resume. For a medical emergency call 911."
+        public var stopReply = "You are unsubscribed and will receive no more messages. Reply START to resubscribe."
+        public var startReply = "You are resubscribed. Reply STOP to unsubscribe."
+        public var notifyOnly = false
+        public var noticeText = "You have a new message from your care team: reply here or open the patient portal."
+    }
+
+    public struct Twilio: Sendable {
+        public var accountSID: String?
+        public var authToken: String?
+        public var apiBaseURL = "https://api.twilio.com"
+        public var publicURL: String?
+        public var fromNumber: String?
+        public var messagingServiceSID: String?
+        public var sendKeywordReplies = false
+        public var timeoutMilliseconds: Int64 = 10_000
+        /// Inbound needs the auth token; outbound needs the account too and a sender.
+        public var inboundEnabled: Bool { authToken != nil }
+        public var outboundEnabled: Bool { authToken != nil && accountSID != nil && (fromNumber != nil || messagingServiceSID != nil) }
+    }
+
+    public struct Kannel: Sendable {
+        public var sharedSecret: String?
+        public var allowedSources: [String] = []
+        public var sendsmsURL: String?
+        public var username: String?
+        public var password: String?
+        public var publicURL: String?
+        public var fromNumber: String?
+        public var smsc: String?
+        public var dlrMask = 31
+        public var sendKeywordReplies = true
+        public var timeoutMilliseconds: Int64 = 10_000
+        public var inboundEnabled: Bool { sharedSecret != nil || !allowedSources.isEmpty }
+        public var outboundEnabled: Bool { sendsmsURL != nil && username != nil && password != nil }
+    }
+
     public var http = HTTP()
     public var store = Store()
     public var log = Log()
     public var portal = Portal()
     public var outbox = Outbox()
     public var phone = Phone()
+    public var sms = SMS()
+    public var twilio = Twilio()
+    public var kannel = Kannel()
 
     public init() {}
 
@@ -112,14 +155,7 @@ public struct SwitchboardConfiguration: Sendable {
         Key("portal.max_body_bytes", "262144") { config, value in
             config.portal.maxBodyBytes = try Int(key: "portal.max_body_bytes", value, in: 1024...(64 << 20))
         },
-        Key("portal.outbound_url", "") { config, value in
-            guard !value.isEmpty else { config.portal.outboundURL = nil; return }
-            guard let url = URL(string: value), let scheme = url.scheme?.lowercased(),
-                  scheme == "http" || scheme == "https", url.host?.isEmpty == false else {
-                throw Problem(key: "portal.outbound_url", reason: "must be an http:// or https:// URL with a host")
-            }
-            config.portal.outboundURL = value
-        },
+        Key("portal.outbound_url", "") { config, value in config.portal.outboundURL = try url(key: "portal.outbound_url", value) },
         Key("portal.outbound_secret", "", secret: true) { config, value in
             config.portal.outboundSecret = try secret(key: "portal.outbound_secret", value)
         },
@@ -146,6 +182,58 @@ public struct SwitchboardConfiguration: Sendable {
                 throw Problem(key: "phone.default_country_code", reason: "must be a country calling code of 1 to 3 digits, such as 1 or 44")
             }
             config.phone.defaultCountryCode = value
+        },
+        Key("sms.reopen_window_seconds", "604800") { config, value in
+            config.sms.reopenWindowSeconds = try Int64(key: "sms.reopen_window_seconds", value, in: 0...(365 * 86_400))
+        },
+        Key("sms.segment_warning", "3") { config, value in
+            config.sms.segmentWarning = try Int(key: "sms.segment_warning", value, in: 1...100)
+        },
+        Key("sms.help_text", SMS().helpText) { config, value in config.sms.helpText = try text(key: "sms.help_text", value) },
+        Key("sms.stop_reply", SMS().stopReply) { config, value in config.sms.stopReply = value },
+        Key("sms.start_reply", SMS().startReply) { config, value in config.sms.startReply = value },
+        Key("sms.notify_only", "false") { config, value in config.sms.notifyOnly = try bool(key: "sms.notify_only", value) },
+        Key("sms.notice_text", SMS().noticeText) { config, value in config.sms.noticeText = try text(key: "sms.notice_text", value) },
+        Key("twilio.account_sid", "") { config, value in
+            guard !value.isEmpty else { return }
+            guard value.hasPrefix("AC"), value.count == 34 else {
+                throw Problem(key: "twilio.account_sid", reason: "must be AC followed by 32 hexadecimal digits")
+            }
+            config.twilio.accountSID = value
+        },
+        Key("twilio.auth_token", "", secret: true) { config, value in config.twilio.authToken = value.isEmpty ? nil : value },
+        Key("twilio.api_base_url", "https://api.twilio.com") { config, value in
+            config.twilio.apiBaseURL = try url(key: "twilio.api_base_url", value) ?? "https://api.twilio.com"
+        },
+        Key("twilio.public_url", "") { config, value in config.twilio.publicURL = try url(key: "twilio.public_url", value) },
+        Key("twilio.from_number", "") { config, value in config.twilio.fromNumber = value.isEmpty ? nil : value },
+        Key("twilio.messaging_service_sid", "") { config, value in config.twilio.messagingServiceSID = value.isEmpty ? nil : value },
+        Key("twilio.send_keyword_replies", "false") { config, value in
+            config.twilio.sendKeywordReplies = try bool(key: "twilio.send_keyword_replies", value)
+        },
+        Key("twilio.timeout_ms", "10000") { config, value in
+            config.twilio.timeoutMilliseconds = try Int64(key: "twilio.timeout_ms", value, in: 100...600_000)
+        },
+        Key("kannel.shared_secret", "", secret: true) { config, value in
+            guard !value.isEmpty else { return }
+            guard value.utf8.count >= 16 else { throw Problem(key: "kannel.shared_secret", reason: "must be at least 16 characters") }
+            config.kannel.sharedSecret = value
+        },
+        Key("kannel.allowed_sources", "") { config, value in
+            config.kannel.allowedSources = value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+        },
+        Key("kannel.sendsms_url", "") { config, value in config.kannel.sendsmsURL = try url(key: "kannel.sendsms_url", value) },
+        Key("kannel.username", "") { config, value in config.kannel.username = value.isEmpty ? nil : value },
+        Key("kannel.password", "", secret: true) { config, value in config.kannel.password = value.isEmpty ? nil : value },
+        Key("kannel.public_url", "") { config, value in config.kannel.publicURL = try url(key: "kannel.public_url", value) },
+        Key("kannel.from_number", "") { config, value in config.kannel.fromNumber = value.isEmpty ? nil : value },
+        Key("kannel.smsc", "") { config, value in config.kannel.smsc = value.isEmpty ? nil : value },
+        Key("kannel.dlr_mask", "31") { config, value in config.kannel.dlrMask = try Int(key: "kannel.dlr_mask", value, in: 0...31) },
+        Key("kannel.send_keyword_replies", "true") { config, value in
+            config.kannel.sendKeywordReplies = try bool(key: "kannel.send_keyword_replies", value)
+        },
+        Key("kannel.timeout_ms", "10000") { config, value in
+            config.kannel.timeoutMilliseconds = try Int64(key: "kannel.timeout_ms", value, in: 100...600_000)
         },
     ]
 
@@ -182,6 +270,15 @@ public struct SwitchboardConfiguration: Sendable {
         }
         if config.portal.outboundURL != nil && config.portal.effectiveOutboundSecret == nil {
             throw Problem(key: "portal.outbound_secret", reason: "is required when portal.outbound_url is set (or set portal.webhook_secret)")
+        }
+        if config.kannel.sendsmsURL != nil && (config.kannel.username == nil || config.kannel.password == nil) {
+            throw Problem(key: "kannel.username", reason: "kannel.username and kannel.password are required when kannel.sendsms_url is set")
+        }
+        if config.kannel.sendsmsURL != nil && config.kannel.publicURL == nil && config.kannel.dlrMask != 0 {
+            throw Problem(key: "kannel.public_url", reason: "is required for delivery reports when kannel.sendsms_url is set (or set kannel.dlr_mask: 0)")
+        }
+        if config.kannel.sendsmsURL != nil && config.kannel.sharedSecret == nil && config.kannel.dlrMask != 0 {
+            throw Problem(key: "kannel.shared_secret", reason: "is required to authenticate delivery reports when kannel.sendsms_url is set")
         }
         if config.outbox.initialBackoffMilliseconds > config.outbox.maxBackoffMilliseconds {
             throw Problem(key: "outbox.initial_backoff_ms", reason: "must not exceed outbox.max_backoff_ms")
@@ -234,6 +331,30 @@ public struct SwitchboardConfiguration: Sendable {
             throw Problem(key: key, reason: "the file cannot be read")
         }
         return String(decoding: data, as: UTF8.self)
+    }
+
+    /// An http(s) URL with a host, or nil for the empty string.
+    static func url(key: String, _ value: String) throws -> String? {
+        guard !value.isEmpty else { return nil }
+        guard let url = URL(string: value), let scheme = url.scheme?.lowercased(),
+              scheme == "http" || scheme == "https", url.host?.isEmpty == false else {
+            throw Problem(key: key, reason: "must be an http:// or https:// URL with a host")
+        }
+        return value
+    }
+
+    static func bool(key: String, _ value: String) throws -> Bool {
+        switch value.lowercased() {
+        case "true", "yes", "on", "1": return true
+        case "false", "no", "off", "0": return false
+        default: throw Problem(key: key, reason: "must be true or false")
+        }
+    }
+
+    static func text(key: String, _ value: String) throws -> String {
+        guard !value.isEmpty else { throw Problem(key: key, reason: "must not be empty") }
+        guard value.utf8.count <= 1600 else { throw Problem(key: key, reason: "must be at most 1600 bytes") }
+        return value
     }
 
     static func secret(key: String, _ value: String) throws -> StandardWebhooks.Secret? {

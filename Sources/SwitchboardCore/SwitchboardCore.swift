@@ -43,3 +43,12 @@ public enum AgentRole: String, Sendable, Codable, CaseIterable {
 public enum IdentityKind: String, Sendable, Codable, CaseIterable {
     case email, phone, portal, chat
 }
+
+/// The SMS gateways Switchboard speaks to.
+public enum SMSGateway: String, Sendable, CaseIterable, Codable {
+    case twilio, kannel
+
+    /// The dedupe key of a gateway's own message id: one namespace per gateway, so that a
+    /// Twilio SID and a Kannel id can never collide in `messages.external_id`.
+    public func externalID(_ id: String) -> String { "\(rawValue):\(id)" }
+}

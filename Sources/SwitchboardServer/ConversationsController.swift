@@ -2,13 +2,16 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import SwitchboardConfig
 import SwitchboardCore
+import SwitchboardSMS
 import SwitchboardStore
 
 /// The agent API under `/api/v1`, behind `BearerAuthMiddleware`. Every route works on
 /// what the agent may see; anything else is a 404, exactly like a missing conversation.
 struct ConversationsController {
     let store: SwitchboardStore
+    let sms: SwitchboardConfiguration.SMS
     let outboxWake: WakeSignal
 
     /// Longest reply an agent may send, in UTF-8 bytes.
@@ -83,8 +86,16 @@ struct ConversationsController {
         let message = try await store.reply(conversationID: id, by: agent, text: text)
         outboxWake.signal()
         context.logger.info("reply queued", metadata: ["conversation.id": "\(id)", "message.id": "\(message.id)"])
-        return JSON.response(ReplyAccepted(messageId: message.id, deliveryStatus: message.deliveryStatus ?? .queued),
-                             status: .accepted)
+        var accepted = ReplyAccepted(messageId: message.id, deliveryStatus: message.deliveryStatus ?? .queued)
+        if message.channel == .sms {
+            // What the patient's phone will receive: the reply, or the notice in notify-only mode.
+            let segments = SMSSegments(sms.notifyOnly ? sms.noticeText : text)
+            accepted.sms = .init(encoding: segments.encoding.rawValue, segments: segments.count, units: segments.units)
+            if segments.count > sms.segmentWarning {
+                accepted.warnings = ["the reply takes \(segments.count) SMS segments (\(segments.encoding.rawValue)); more than \(sms.segmentWarning) may arrive split or cost more"]
+            }
+        }
+        return JSON.response(accepted, status: .accepted)
     }
 
     private static func id(_ context: AppRequestContext) throws -> String {
@@ -98,8 +109,16 @@ struct ConversationsController {
 }
 
 struct ReplyAccepted: Encodable {
+    struct SMSInfo: Encodable {
+        let encoding: String
+        let segments: Int
+        let units: Int
+    }
+
     let messageId: String
     let deliveryStatus: DeliveryStatus
+    var sms: SMSInfo?
+    var warnings: [String] = []
 }
 
 struct ConversationJSON: Encodable {

@@ -47,13 +47,16 @@ public struct OutboxService: Service {
 
     /// Channels whose egress is configured. Items of other channels wait in the outbox.
     var deliverableChannels: [SwitchboardCore.Channel] {
-        configuration.portal.outboundURL != nil && configuration.portal.effectiveOutboundSecret != nil ? [.portal] : []
+        var channels: [SwitchboardCore.Channel] = []
+        if configuration.portal.outboundURL != nil && configuration.portal.effectiveOutboundSecret != nil { channels.append(.portal) }
+        if configuration.twilio.outboundEnabled || configuration.kannel.outboundEnabled { channels.append(.sms) }
+        return channels
     }
 
     public func run() async throws {
         if deliverableChannels.isEmpty {
             logger.notice("outbox has no configured egress; replies wait until one is configured",
-                          metadata: ["missing": "portal.outbound_url"])
+                          metadata: ["missing": "portal.outbound_url, twilio or kannel"])
         }
         let inFlight = InFlightConversations()
         let pollInterval = Duration.milliseconds(configuration.outbox.pollIntervalMilliseconds)
@@ -103,10 +106,18 @@ public struct OutboxService: Service {
                 try await deadLetter(item, reason: "not delivered within outbox.horizon_seconds", countsAsAttempt: false, logger: logger)
                 return
             }
-            let outcome = await PortalEgress(configuration: configuration.portal, httpClient: httpClient).send(item, now: now)
+            let outcome: EgressOutcome
+            switch item.channel {
+            case .portal:
+                outcome = await PortalEgress(configuration: configuration.portal, httpClient: httpClient).send(item, now: now)
+            case .sms:
+                outcome = await SMSEgress(configuration: configuration, httpClient: httpClient).send(item, now: now)
+            case .email, .chat:
+                outcome = .retry(reason: "no egress for channel \(item.channel.rawValue)", retryAfterSeconds: nil)
+            }
             switch outcome {
-            case .delivered:
-                try await store.markOutboxDelivered(item)
+            case .delivered(let status, let externalID):
+                try await store.markOutboxDelivered(item, status: status, externalID: externalID)
                 metrics.messageOut(channel: item.channel, outcome: "delivered")
                 logger.info("reply delivered")
             case .retry(let reason, let retryAfter):
@@ -148,19 +159,58 @@ public struct OutboxService: Service {
     }
 }
 
+/// What one delivery attempt came to.
+enum EgressOutcome: Equatable {
+    /// The peer took the message. `status` is what the message becomes (`delivered` for the
+    /// portal, `sent` for an SMS gateway whose delivery report comes later); `externalID`
+    /// is the gateway's id for it (namespaced, see `SMSGateway.externalID`).
+    case delivered(status: DeliveryStatus, externalID: String?)
+    case retry(reason: String, retryAfterSeconds: Int64?)
+    case permanentFailure(String)
+
+    /// The usual HTTP reading: 2xx taken; 408, 425, 429 and 5xx worth retrying (after
+    /// Retry-After if given); any other status permanent. `peer` names the other side in
+    /// the reason the agent sees.
+    static func fromHTTP(status code: Int, retryAfter: String?, now: Int64, peer: String,
+                         delivered: () -> EgressOutcome) -> EgressOutcome {
+        switch code {
+        case 200..<300:
+            return delivered()
+        case 408, 425, 429, 500...599:
+            return .retry(reason: "HTTP \(code)", retryAfterSeconds: retryAfterSeconds(retryAfter, now: now))
+        default:
+            return .permanentFailure("\(peer) refused the message with HTTP \(code)")
+        }
+    }
+
+    /// A transport failure: always worth retrying.
+    static func fromTransport(_ error: any Error) -> EgressOutcome {
+        if let error = error as? HTTPClientError, error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            return .retry(reason: "timeout", retryAfterSeconds: nil)
+        }
+        return .retry(reason: "connection failed", retryAfterSeconds: nil)
+    }
+
+    /// Retry-After as delay-seconds or an HTTP date; nil when absent or unreadable.
+    static func retryAfterSeconds(_ value: String?, now: Int64) -> Int64? {
+        guard let value = value?.trimmingWhitespace(), !value.isEmpty else { return nil }
+        if let seconds = Int64(value) { return max(0, min(seconds, 86_400)) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        return max(0, min((Timestamp.milliseconds(date) - now) / 1000, 86_400))
+    }
+}
+
 /// The portal's egress: one Standard-Webhooks-signed POST per reply. The `webhook-id` is
 /// the message id, the same on every retry; the timestamp and signature are fresh.
 struct PortalEgress {
     let configuration: SwitchboardConfiguration.Portal
     let httpClient: HTTPClient
 
-    enum Outcome: Equatable {
-        case delivered
-        case retry(reason: String, retryAfterSeconds: Int64?)
-        case permanentFailure(String)
-    }
-
-    func send(_ item: OutboxItem, now: Int64) async -> Outcome {
+    func send(_ item: OutboxItem, now: Int64) async -> EgressOutcome {
         guard let url = configuration.outboundURL, let secret = configuration.effectiveOutboundSecret else {
             return .retry(reason: "portal egress not configured", retryAfterSeconds: nil)
         }
@@ -183,34 +233,11 @@ struct PortalEgress {
             let response = try await httpClient.execute(request, timeout: .milliseconds(configuration.outboundTimeoutMilliseconds))
             // Drain (and bound) the body so the connection can be reused; its content is not ours to log.
             _ = try? await response.body.collect(upTo: 64 * 1024)
-            let code = Int(response.status.code)
-            switch code {
-            case 200..<300:
-                return .delivered
-            case 429:
-                return .retry(reason: "HTTP 429", retryAfterSeconds: Self.retryAfter(response.headers.first(name: "Retry-After"), now: now))
-            case 408, 425, 500...599:
-                return .retry(reason: "HTTP \(code)", retryAfterSeconds: Self.retryAfter(response.headers.first(name: "Retry-After"), now: now))
-            default:
-                return .permanentFailure("the portal refused the message with HTTP \(code)")
-            }
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            return .retry(reason: "timeout", retryAfterSeconds: nil)
+            return .fromHTTP(status: Int(response.status.code), retryAfter: response.headers.first(name: "Retry-After"),
+                             now: now, peer: "the portal") { .delivered(status: .delivered, externalID: nil) }
         } catch {
-            return .retry(reason: "connection failed", retryAfterSeconds: nil)
+            return .fromTransport(error)
         }
-    }
-
-    /// Retry-After as delay-seconds or an HTTP date; nil when absent or unreadable.
-    static func retryAfter(_ value: String?, now: Int64) -> Int64? {
-        guard let value = value?.trimmingWhitespace(), !value.isEmpty else { return nil }
-        if let seconds = Int64(value) { return max(0, min(seconds, 86_400)) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = formatter.date(from: value) else { return nil }
-        return max(0, min((Timestamp.milliseconds(date) - now) / 1000, 86_400))
     }
 }
 

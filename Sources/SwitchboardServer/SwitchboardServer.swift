@@ -87,8 +87,10 @@ public func buildApplication(_ dependencies: SwitchboardDependencies) -> some Ap
     PortalWebhookController(store: store, portal: configuration.portal, phone: configuration.phone, metrics: metrics)
         .register(on: router)
 
+    SMSWebhookController(store: store, configuration: configuration, metrics: metrics, outboxWake: wake).register(on: router)
+
     let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(store: store))
-    ConversationsController(store: store, outboxWake: wake).register(on: api)
+    ConversationsController(store: store, sms: configuration.sms, outboxWake: wake).register(on: api)
 
     let outbox = OutboxService(store: store, configuration: configuration, wake: wake, metrics: metrics,
                                logger: dependencies.logger)

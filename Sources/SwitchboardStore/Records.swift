@@ -89,6 +89,72 @@ public struct OutboxItem: Sendable, Equatable {
     public var sentAt: Int64
     public var contactPortalID: String?
     public var threadID: String?
+    /// SMS: the gateway and numbers of the conversation, and whether the recipient has
+    /// opted out (a compliance item is sent all the same).
+    public var gateway: SMSGateway?
+    public var localAddress: String?
+    public var remoteAddress: String?
+    public var purpose: OutboxPurpose = .reply
+    public var recipientOptedOut = false
+}
+
+public enum OutboxPurpose: String, Sendable, Equatable {
+    /// An agent's reply.
+    case reply
+    /// A reply the law requires (HELP text, STOP/START confirmation): sent even to an
+    /// opted-out number.
+    case compliance
+}
+
+/// An SMS compliance keyword's effect on consent.
+public enum ConsentAction: String, Sendable, Equatable {
+    case optOut = "opt_out"
+    case optIn = "opt_in"
+    case help
+}
+
+/// One inbound SMS as the gateway adapter hands it over, numbers already normalised.
+public struct SMSInbound: Sendable, Equatable {
+    public var gateway: SMSGateway
+    /// The gateway's own message id (Twilio's MessageSid, Kannel's id): the dedupe key.
+    public var gatewayMessageID: String
+    public var raw: [UInt8]
+    public var from: String
+    public var to: String
+    public var text: String
+    public var sentAt: Int64
+    public var mediaURLs: [(url: String, contentType: String?)]
+    /// A compliance keyword and the word as written, if the text is one.
+    public var consent: (action: ConsentAction, keyword: String)?
+    /// The text to answer the keyword with, if any (HELP text, a STOP confirmation).
+    public var complianceReply: String?
+
+    public init(gateway: SMSGateway, gatewayMessageID: String, raw: [UInt8], from: String, to: String, text: String,
+                sentAt: Int64, mediaURLs: [(url: String, contentType: String?)] = [],
+                consent: (action: ConsentAction, keyword: String)? = nil, complianceReply: String? = nil) {
+        self.gateway = gateway
+        self.gatewayMessageID = gatewayMessageID
+        self.raw = raw
+        self.from = from
+        self.to = to
+        self.text = text
+        self.sentAt = sentAt
+        self.mediaURLs = mediaURLs
+        self.consent = consent
+        self.complianceReply = complianceReply
+    }
+
+    public static func == (lhs: SMSInbound, rhs: SMSInbound) -> Bool {
+        lhs.gateway == rhs.gateway && lhs.gatewayMessageID == rhs.gatewayMessageID && lhs.raw == rhs.raw
+    }
+}
+
+public struct ConsentRecord: Sendable, Equatable {
+    public var phone: String
+    public var optedOut: Bool
+    public var keyword: String
+    public var gateway: SMSGateway
+    public var updatedAt: Int64
 }
 
 public struct OutboxStats: Sendable, Equatable {

@@ -13,6 +13,9 @@ enum Schema {
         migrator.registerMigration("2026-11-29-foundation") { db in
             try db.execute(sql: foundation)
         }
+        migrator.registerMigration("2026-11-29-sms") { db in
+            try db.execute(sql: sms)
+        }
         return migrator
     }
 
@@ -152,5 +155,49 @@ enum Schema {
             source_address  TEXT
         );
         CREATE INDEX audit_events_by_conversation ON audit_events(conversation_id, at);
+        """
+
+    /// SMS: which gateway and numbers a conversation uses, attachment references (MMS),
+    /// the opt-out consent state and its history, and the purpose of an outbox item
+    /// (compliance replies such as a STOP confirmation go out even to an opted-out number).
+    private static let sms = """
+        ALTER TABLE conversations ADD COLUMN gateway TEXT CHECK (gateway IN ('twilio','kannel'));
+        ALTER TABLE conversations ADD COLUMN local_address TEXT;
+        ALTER TABLE conversations ADD COLUMN remote_address TEXT;
+        CREATE INDEX conversations_by_remote ON conversations(channel, remote_address, status, last_message_at);
+
+        CREATE TABLE attachments (
+            id           INTEGER PRIMARY KEY,
+            message_id   TEXT NOT NULL REFERENCES messages(id),
+            kind         TEXT NOT NULL CHECK (kind IN ('reference','stored')),
+            url          TEXT,
+            content_type TEXT,
+            filename     TEXT,
+            size_bytes   INTEGER CHECK (size_bytes IS NULL OR size_bytes >= 0),
+            created_at   INTEGER NOT NULL,
+            CHECK (kind <> 'reference' OR url IS NOT NULL)
+        );
+        CREATE INDEX attachments_by_message ON attachments(message_id);
+
+        CREATE TABLE sms_consent (
+            phone      TEXT PRIMARY KEY NOT NULL CHECK (phone LIKE '+%'),
+            state      TEXT NOT NULL CHECK (state IN ('opted_in','opted_out')),
+            keyword    TEXT NOT NULL,
+            gateway    TEXT NOT NULL CHECK (gateway IN ('twilio','kannel')),
+            message_id TEXT REFERENCES messages(id),
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE sms_consent_events (
+            id         INTEGER PRIMARY KEY,
+            phone      TEXT NOT NULL,
+            action     TEXT NOT NULL CHECK (action IN ('opt_out','opt_in','help')),
+            keyword    TEXT NOT NULL,
+            gateway    TEXT NOT NULL CHECK (gateway IN ('twilio','kannel')),
+            message_id TEXT REFERENCES messages(id),
+            at         INTEGER NOT NULL
+        );
+        CREATE INDEX sms_consent_events_by_phone ON sms_consent_events(phone, at);
+
+        ALTER TABLE outbox ADD COLUMN purpose TEXT NOT NULL DEFAULT 'reply' CHECK (purpose IN ('reply','compliance'));
         """
 }

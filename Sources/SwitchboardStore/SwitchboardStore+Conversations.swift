@@ -121,15 +121,12 @@ extension SwitchboardStore {
             if conversation.assigneeID != nil, conversation.assigneeID != agent.id, !agent.role.seesAllConversations {
                 throw StoreError.conflict("the conversation is assigned to another agent")
             }
-            let messageID = Identifier.make(prefix: "msg")
-            try db.execute(sql: """
-                INSERT INTO messages (id, conversation_id, direction, sender_kind, sender_agent_id, channel, body_text,
-                                      sent_at, created_at, delivery_status, delivery_updated_at)
-                VALUES (?, ?, 'outbound', 'agent', ?, ?, ?, ?, ?, 'queued', ?)
-                """, arguments: [messageID, id, agent.id, conversation.channel.rawValue, text, now, now, now])
-            try db.execute(sql: """
-                INSERT INTO outbox (message_id, conversation_id, channel, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?)
-                """, arguments: [messageID, id, conversation.channel.rawValue, now, now])
+            if conversation.channel == .sms, let phone = try String.fetchOne(db, sql: "SELECT remote_address FROM conversations WHERE id = ?", arguments: [id]),
+               let consent = try Self.consent(db, phone: phone), consent.optedOut {
+                throw StoreError.conflict("the patient opted out of SMS (replied \(consent.keyword) at \(Timestamp.format(consent.updatedAt))); no SMS can be sent until they reply START")
+            }
+            let messageID = try Self.queueOutbound(db, conversationID: id, channel: conversation.channel, senderKind: "agent",
+                                                   agentID: agent.id, text: text, purpose: .reply, now: now)
             try db.execute(sql: """
                 UPDATE conversations SET assignee_id = COALESCE(assignee_id, ?), updated_at = ?, last_message_at = ? WHERE id = ?
                 """, arguments: [agent.id, now, now, id])
@@ -138,6 +135,22 @@ extension SwitchboardStore {
             return MessageView(id: messageID, direction: .outbound, senderAgentID: agent.id, channel: conversation.channel,
                                text: text, sentAt: now, createdAt: now, deliveryStatus: .queued, failureReason: nil)
         }
+    }
+
+    /// Inserts an outbound message and its outbox item; returns the message id.
+    @discardableResult
+    static func queueOutbound(_ db: Database, conversationID: String, channel: Channel, senderKind: String, agentID: String?,
+                              text: String, purpose: OutboxPurpose, now: Int64) throws -> String {
+        let messageID = Identifier.make(prefix: "msg")
+        try db.execute(sql: """
+            INSERT INTO messages (id, conversation_id, direction, sender_kind, sender_agent_id, channel, body_text,
+                                  sent_at, created_at, delivery_status, delivery_updated_at)
+            VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'queued', ?)
+            """, arguments: [messageID, conversationID, senderKind, agentID, channel.rawValue, text, now, now, now])
+        try db.execute(sql: """
+            INSERT INTO outbox (message_id, conversation_id, channel, next_attempt_at, created_at, purpose) VALUES (?, ?, ?, ?, ?, ?)
+            """, arguments: [messageID, conversationID, channel.rawValue, now, now, purpose.rawValue])
+        return messageID
     }
 
     private static func visibleConversation(_ db: Database, id: String, agent: Agent) throws -> ConversationSummary {

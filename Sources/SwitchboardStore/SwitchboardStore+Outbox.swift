@@ -15,7 +15,8 @@ extension SwitchboardStore {
         let rows = try await pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT o.id, o.message_id, o.conversation_id, o.channel, o.attempts, o.created_at,
-                       m.body_text, m.sent_at, c.external_thread_id,
+                       m.body_text, m.sent_at, c.external_thread_id, o.purpose, c.gateway, c.local_address, c.remote_address,
+                       (SELECT state = 'opted_out' FROM sms_consent s WHERE s.phone = c.remote_address) AS opted_out,
                        (SELECT value FROM contact_identities i WHERE i.contact_id = c.contact_id AND i.kind = 'portal'
                         ORDER BY i.id LIMIT 1) AS portal_id
                 FROM outbox o
@@ -31,7 +32,11 @@ extension SwitchboardStore {
             OutboxItem(id: row["id"], messageID: row["message_id"], conversationID: row["conversation_id"],
                        channel: Channel(rawValue: row["channel"]) ?? .portal, attempts: row["attempts"],
                        createdAt: row["created_at"], text: row["body_text"], sentAt: row["sent_at"],
-                       contactPortalID: row["portal_id"], threadID: row["external_thread_id"])
+                       contactPortalID: row["portal_id"], threadID: row["external_thread_id"],
+                       gateway: (row["gateway"] as String?).flatMap(SMSGateway.init(rawValue:)),
+                       localAddress: row["local_address"], remoteAddress: row["remote_address"],
+                       purpose: OutboxPurpose(rawValue: row["purpose"]) ?? .reply,
+                       recipientOptedOut: (row["opted_out"] as Bool?) ?? false)
         }.filter { !excluding.contains($0.conversationID) }.prefix(limit).map { $0 }
     }
 
@@ -44,14 +49,22 @@ extension SwitchboardStore {
         }
     }
 
-    public func markOutboxDelivered(_ item: OutboxItem, now: Int64 = Timestamp.now()) async throws {
+    /// The gateway took the message. `status` is `delivered` for a final destination (the
+    /// portal) and `sent` for a gateway whose delivery reports come later; `externalID`
+    /// (`SMSGateway.externalID`) is how those reports will name it.
+    public func markOutboxDelivered(_ item: OutboxItem, status: DeliveryStatus = .delivered, externalID: String? = nil,
+                                    now: Int64 = Timestamp.now()) async throws {
         try await pool.write { db in
             try db.execute(sql: """
                 UPDATE outbox SET state = 'delivered', attempts = attempts + 1, finished_at = ?, last_error = NULL
                 WHERE id = ? AND state = 'pending'
                 """, arguments: [now, item.id])
-            try db.execute(sql: "UPDATE messages SET delivery_status = 'delivered', delivery_updated_at = ?, failure_reason = NULL WHERE id = ?",
-                           arguments: [now, item.messageID])
+            // A delivery report may have overtaken this bookkeeping: never move a status back.
+            try db.execute(sql: """
+                UPDATE messages SET delivery_status = ?, delivery_updated_at = ?, failure_reason = NULL,
+                    external_id = COALESCE(?, external_id)
+                WHERE id = ? AND delivery_status IN ('queued', ?)
+                """, arguments: [status.rawValue, now, externalID, item.messageID, status.rawValue])
         }
     }
 

@@ -76,52 +76,77 @@ public final class SwitchboardStore: Sendable {
         threadID: String?, messageID externalMessageID: String, text: String, sentAt: Int64,
         now: Int64 = Timestamp.now()
     ) async throws -> IngestResult {
-        try await pool.write { db in
-            if let row = try Row.fetchOne(db, sql: """
-                SELECT conversation_id, message_id FROM inbound_journal WHERE channel = 'portal' AND external_id = ?
-                """, arguments: [deliveryID]) {
-                return IngestResult(conversationID: row["conversation_id"], messageID: row["message_id"], duplicate: true)
+        let inbound = InboundMessage(channel: .portal, deliveryID: deliveryID, raw: rawBody, contact: contact,
+                                     externalMessageID: externalMessageID, text: text, sentAt: sentAt)
+        return try await pool.write { db in
+            try Self.recordInbound(db, inbound, now: now) { db, contactID in
+                try Self.resolvePortalConversation(db, contactID: contactID, threadID: threadID, now: now)
             }
-            if let row = try Row.fetchOne(db, sql: """
-                SELECT id, conversation_id FROM messages WHERE channel = 'portal' AND external_id = ?
-                """, arguments: [externalMessageID]) {
-                let result = IngestResult(conversationID: row["conversation_id"], messageID: row["id"], duplicate: true)
-                try Self.journal(db, channel: .portal, deliveryID: deliveryID, raw: rawBody, outcome: "duplicate_message", result: result, now: now)
-                return result
-            }
-            let contactID = try Self.resolveContact(db, contact, now: now)
-            let conversationID = try Self.resolvePortalConversation(db, contactID: contactID, threadID: threadID, now: now)
-            let messageID = Identifier.make(prefix: "msg")
-            try db.execute(sql: """
-                INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at)
-                VALUES (?, ?, 'inbound', 'contact', 'portal', ?, ?, ?, ?)
-                """, arguments: [messageID, conversationID, externalMessageID, text, sentAt, now])
-            try db.execute(sql: """
-                UPDATE conversations SET last_message_at = ?, updated_at = ?,
-                    status = CASE WHEN status = 'pending' THEN 'open' ELSE status END
-                WHERE id = ?
-                """, arguments: [now, now, conversationID])
-            let result = IngestResult(conversationID: conversationID, messageID: messageID, duplicate: false)
-            try Self.journal(db, channel: .portal, deliveryID: deliveryID, raw: rawBody, outcome: "stored", result: result, now: now)
-            try Self.audit(db, actorKind: "channel", actorID: Channel.portal.rawValue, action: "message.received",
-                           conversationID: conversationID, messageID: messageID, now: now)
-            return result
         }
     }
 
-    private static func journal(_ db: Database, channel: Channel, deliveryID: String, raw: [UInt8],
-                                outcome: String, result: IngestResult, now: Int64) throws {
+    /// What every channel's inbound path stores, whatever its wire format.
+    struct InboundMessage {
+        var channel: Channel
+        var deliveryID: String
+        var raw: [UInt8]
+        var contact: InboundContact
+        var externalMessageID: String
+        var text: String
+        var sentAt: Int64
+    }
+
+    /// The shared inbound transaction body. `conversation` picks (or creates) the
+    /// conversation for the resolved contact — the one step that differs per channel.
+    /// Returns the stored result, or the first answer for a repeated delivery or message.
+    static func recordInbound(
+        _ db: Database, _ inbound: InboundMessage, now: Int64,
+        conversation: (Database, String) throws -> String
+    ) throws -> IngestResult {
+        let channel = inbound.channel.rawValue
+        if let row = try Row.fetchOne(db, sql: """
+            SELECT conversation_id, message_id FROM inbound_journal WHERE channel = ? AND external_id = ?
+            """, arguments: [channel, inbound.deliveryID]) {
+            return IngestResult(conversationID: row["conversation_id"], messageID: row["message_id"], duplicate: true)
+        }
+        if let row = try Row.fetchOne(db, sql: """
+            SELECT id, conversation_id FROM messages WHERE channel = ? AND external_id = ?
+            """, arguments: [channel, inbound.externalMessageID]) {
+            let result = IngestResult(conversationID: row["conversation_id"], messageID: row["id"], duplicate: true)
+            try journal(db, inbound, outcome: "duplicate_message", result: result, now: now)
+            return result
+        }
+        let contactID = try resolveContact(db, inbound.contact, now: now)
+        let conversationID = try conversation(db, contactID)
+        let messageID = Identifier.make(prefix: "msg")
+        try db.execute(sql: """
+            INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at)
+            VALUES (?, ?, 'inbound', 'contact', ?, ?, ?, ?, ?)
+            """, arguments: [messageID, conversationID, channel, inbound.externalMessageID, inbound.text, inbound.sentAt, now])
+        try db.execute(sql: """
+            UPDATE conversations SET last_message_at = ?, updated_at = ?,
+                status = CASE WHEN status = 'pending' THEN 'open' ELSE status END
+            WHERE id = ?
+            """, arguments: [now, now, conversationID])
+        let result = IngestResult(conversationID: conversationID, messageID: messageID, duplicate: false)
+        try journal(db, inbound, outcome: "stored", result: result, now: now)
+        try audit(db, actorKind: "channel", actorID: channel, action: "message.received",
+                  conversationID: conversationID, messageID: messageID, now: now)
+        return result
+    }
+
+    private static func journal(_ db: Database, _ inbound: InboundMessage, outcome: String, result: IngestResult, now: Int64) throws {
         try db.execute(sql: """
             INSERT INTO inbound_journal (channel, external_id, received_at, raw, outcome, message_id, conversation_id)
             VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [channel.rawValue, deliveryID, now, Data(raw), outcome, result.messageID, result.conversationID])
+            """, arguments: [inbound.channel.rawValue, inbound.deliveryID, now, Data(inbound.raw), outcome, result.messageID, result.conversationID])
     }
 
     /// Finds the contact that owns any of the identities (portal id first, then phone, then
     /// email) or creates one, and attaches the identities nobody owns yet. An identity that
     /// already belongs to another contact is left where it is: merging two patients is a
     /// human decision.
-    private static func resolveContact(_ db: Database, _ contact: InboundContact, now: Int64) throws -> String {
+    static func resolveContact(_ db: Database, _ contact: InboundContact, now: Int64) throws -> String {
         let claims: [(IdentityKind, String)] = [
             contact.portalID.map { (.portal, $0) },
             contact.phoneE164.map { (.phone, $0) },
@@ -184,7 +209,7 @@ public final class SwitchboardStore: Sendable {
 
     /// A conversation started without a thread id gets its own id as the thread id, which
     /// replies carry, so the portal's answer threads back into it.
-    private static func createConversation(_ db: Database, contactID: String, channel: Channel, threadID: String?, now: Int64) throws -> String {
+    static func createConversation(_ db: Database, contactID: String, channel: Channel, threadID: String?, now: Int64) throws -> String {
         let id = Identifier.make(prefix: "cnv")
         try db.execute(sql: """
             INSERT INTO conversations (id, contact_id, channel, external_thread_id, created_at, updated_at, last_message_at)
