@@ -71,9 +71,7 @@ struct SMSWebhookController {
     }
 
     private func twilioMessage(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        var logger = context.logger
-        logger[metadataKey: "channel"] = "sms"
-        logger[metadataKey: "gateway"] = "twilio"
+        var logger = Self.logger(context, gateway: .twilio)
         let parameters = try await twilioParameters(request, context, logger: logger)
         guard let sid = parameters.first("MessageSid") ?? parameters.first("SmsSid"), !sid.isEmpty, sid.utf8.count <= 64 else {
             throw APIError.badRequest("missing field MessageSid", code: "invalid_payload")
@@ -98,9 +96,7 @@ struct SMSWebhookController {
     }
 
     private func twilioStatus(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        var logger = context.logger
-        logger[metadataKey: "channel"] = "sms"
-        logger[metadataKey: "gateway"] = "twilio"
+        var logger = Self.logger(context, gateway: .twilio)
         let parameters = try await twilioParameters(request, context, logger: logger)
         guard let sid = parameters.first("MessageSid") ?? parameters.first("SmsSid"), !sid.isEmpty else {
             throw APIError.badRequest("missing field MessageSid", code: "invalid_payload")
@@ -160,9 +156,7 @@ struct SMSWebhookController {
     }
 
     private func kannelMessage(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        var logger = context.logger
-        logger[metadataKey: "channel"] = "sms"
-        logger[metadataKey: "gateway"] = "kannel"
+        var logger = Self.logger(context, gateway: .kannel)
         let query = try rawQuery(request)
         try authenticateKannel(query, context, logger: logger)
         func field(_ name: String, header: String) -> String? {
@@ -204,9 +198,7 @@ struct SMSWebhookController {
     }
 
     private func kannelReport(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        var logger = context.logger
-        logger[metadataKey: "channel"] = "sms"
-        logger[metadataKey: "gateway"] = "kannel"
+        var logger = Self.logger(context, gateway: .kannel)
         let query = try rawQuery(request)
         try authenticateKannel(query, context, logger: logger)
         func value(_ name: String) -> String? { query.first { $0.name == name }.map { String(decoding: $0.value, as: UTF8.self) } }
@@ -229,6 +221,13 @@ struct SMSWebhookController {
     }
 
     // MARK: - Shared
+
+    private static func logger(_ context: AppRequestContext, gateway: SMSGateway) -> Logger {
+        var logger = context.logger
+        logger[metadataKey: "channel"] = "sms"
+        logger[metadataKey: "gateway"] = "\(gateway.rawValue)"
+        return logger
+    }
 
     private func smsInbound(gateway: SMSGateway, id: String, raw: [UInt8], from: String, to: String, text: String,
                             media: [(url: String, contentType: String?)], sendReplies: Bool) -> SMSInbound {
