@@ -54,7 +54,7 @@ integration-test:
 
 bench: test-deps
 	$(SWIFT) build -c release
-	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/portal_ingest.sh
+	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh portal && SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh twilio
 
 clean:
 	rm -rf .build $(VENV)

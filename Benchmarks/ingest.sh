@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Portal ingest benchmark: signed Standard Webhooks POSTs into /webhooks/portal with wrk.
+# Ingest benchmark: distinct signed webhooks into a running daemon with wrk, then the same
+# at half the measured rate for the latency under normal load.
 #
-#   Benchmarks/portal_ingest.sh
+#   Benchmarks/ingest.sh [portal|twilio]      (default portal)
 #
 # Environment knobs (defaults):
 #   SWITCHBOARD_BIN_DIR  binaries (default: <repo>/.build/release if it has switchboardd, else .build/debug)
 #   N=200000             distinct pre-signed requests to generate
 #   THREADS=2 CONNS=16 DURATION=10s   wrk parameters
+#   HALF=1               also run at half the measured rate (per-connection delay) and report p99
 #   KEEP=0               1 keeps the temp dir (config, DB, daemon log) for inspection
 #
 # Everything binds 127.0.0.1; the daemon and wrk are bounded by `timeout`; the daemon is stopped
@@ -19,6 +21,8 @@ REPO=$(cd "$HERE/.." && pwd)
 if [ -n "${SWITCHBOARD_BIN_DIR:-}" ]; then BIN=$SWITCHBOARD_BIN_DIR
 elif [ -x "$REPO/.build/release/switchboardd" ]; then BIN=$REPO/.build/release
 else BIN=$REPO/.build/debug; fi
+KIND=${1:-portal}
+case "$KIND" in portal) ROUTE=/webhooks/portal ;; twilio) ROUTE=/webhooks/sms/twilio ;; *) echo "usage: $0 [portal|twilio]" >&2; exit 2 ;; esac
 N=${N:-200000}; THREADS=${THREADS:-2}; CONNS=${CONNS:-16}; DURATION=${DURATION:-10s}
 PY=${PYTHON:-python3}
 
@@ -39,6 +43,7 @@ trap cleanup EXIT INT TERM
 
 PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 SECRET="whsec_$($PY -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')"
+TOKEN=$($PY -c 'import os; print(os.urandom(16).hex())')
 mkdir -p "$WORK/var"
 cat > "$WORK/switchboard.yaml" <<YAML
 http:
@@ -54,13 +59,21 @@ portal:
   timestamp_tolerance_seconds: 300
   max_body_bytes: 262144
   outbound_url: ""
+twilio:
+  auth_token: "$TOKEN"
+  public_url: "http://127.0.0.1:$PORT"
 outbox:
   poll_interval_ms: 1000
 YAML
 
 echo "binaries: $BIN" >&2
 echo "generating $N signed requests..." >&2
-$PY "$HERE/gen_signed.py" --secret "$SECRET" --count "$N" --out "$WORK/requests.tsv" --threads "$THREADS"
+if [ "$KIND" = portal ]; then
+  $PY "$HERE/gen_signed.py" --kind portal --secret "$SECRET" --count "$N" --out "$WORK/requests.tsv" --threads "$THREADS"
+else
+  $PY "$HERE/gen_signed.py" --kind twilio --secret "$TOKEN" --url "http://127.0.0.1:$PORT$ROUTE" --count "$N" \
+    --out "$WORK/requests.tsv" --threads "$THREADS"
+fi
 
 # bounded: the daemon can never outlive the benchmark by more than this
 timeout -s TERM 300 "$BIN/switchboardd" --config "$WORK/switchboard.yaml" \
@@ -77,16 +90,28 @@ echo "switchboardd pid=$DPID ready on 127.0.0.1:$PORT" >&2
 # smoke: the first pre-generated request must be accepted, otherwise the numbers mean nothing
 # (use the last line of thread 0's file so wrk's first requests are still fresh)
 SMOKE=$( (if [ "$THREADS" -gt 1 ]; then tail -1 "$WORK/requests.tsv.0"; else tail -1 "$WORK/requests.tsv"; fi) )
-IFS=$'\t' read -r SID STS SSIG SBODY <<< "$SMOKE"
-CODE=$(curl -sS -o "$WORK/smoke.out" -w '%{http_code}' --max-time 10 -X POST "http://127.0.0.1:$PORT/webhooks/portal" \
-  -H 'Content-Type: application/json' -H "webhook-id: $SID" -H "webhook-timestamp: $STS" \
-  -H "webhook-signature: $SSIG" --data-binary "$SBODY")
+# the line's header fields become curl -H arguments; the last field is the body
+SMOKE_ARGS=(); IFS=$'\t' read -r -a FIELDS <<< "$SMOKE"
+for ((k = 0; k < ${#FIELDS[@]} - 1; k++)); do SMOKE_ARGS+=(-H "${FIELDS[k]}"); done
+CODE=$(curl -sS -o "$WORK/smoke.out" -w '%{http_code}' --max-time 10 -X POST "http://127.0.0.1:$PORT$ROUTE" \
+  "${SMOKE_ARGS[@]}" --data-binary "${FIELDS[${#FIELDS[@]}-1]}")
 echo "smoke request -> HTTP $CODE $(head -c 200 "$WORK/smoke.out")" >&2
-[ "$CODE" = 202 ] || { echo "smoke request not accepted; aborting" >&2; exit 1; }
+case "$CODE" in 200|202) ;; *) echo "smoke request not accepted; aborting" >&2; exit 1 ;; esac
 
 DUR_S=${DURATION%s}
-timeout -s INT $((DUR_S + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency \
-  -s "$HERE/portal.lua" "http://127.0.0.1:$PORT/webhooks/portal" -- "$WORK/requests.tsv" "$THREADS"
+run_wrk() {  # $1 = per-connection delay in ms (0 = as fast as possible)
+  timeout -s INT $((DUR_S + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency \
+    -s "$HERE/signed_requests.lua" "http://127.0.0.1:$PORT$ROUTE" -- "$WORK/requests.tsv" "$THREADS" "$1" | tee "$WORK/wrk.$1.out"
+}
+echo "== $KIND: maximum rate" >&2
+run_wrk 0
+if [ "${HALF:-1}" = 1 ]; then
+  RATE=$(sed -n 's/.*req_per_s=\([0-9.]*\).*/\1/p' "$WORK/wrk.0.out")
+  # each connection waits so that CONNS connections offer about RATE/2 requests per second
+  DELAY=$($PY -c "print(max(1, round($CONNS * 1000 / ($RATE / 2))))")
+  echo "== $KIND: half rate (~$($PY -c "print(round($RATE / 2))") req/s offered, delay ${DELAY} ms per connection)" >&2
+  run_wrk "$DELAY"
+fi
 
 echo "--- daemon after the run:" >&2
 curl -fsS --max-time 5 "http://127.0.0.1:$PORT/metrics" 2>/dev/null \

@@ -1,11 +1,12 @@
--- wrk script: POST pre-signed Standard Webhooks requests to /webhooks/portal.
+-- wrk script: POST pre-signed requests (portal webhooks, Twilio webhooks) to one URL.
 --
---   wrk -t2 -c16 -d10s -s portal.lua http://127.0.0.1:PORT/webhooks/portal -- REQUESTS_BASE NTHREADS
+--   wrk -t2 -c16 -d10s -s signed_requests.lua http://127.0.0.1:PORT/PATH -- REQUESTS_BASE NTHREADS [DELAY_MS]
 --
 -- REQUESTS_BASE.<i> (written by gen_signed.py --threads NTHREADS) holds thread i's share, one
--- request per line: id \t timestamp \t signature \t body. Each wrk thread loads only its own file
--- in init() and cycles through it (a wrap-around would turn into idempotent replays, which the
--- done() report flags).
+-- request per line: header fields "Name: value" separated by tabs, then a tab and the body.
+-- Each wrk thread loads only its own file in init() and cycles through it (a wrap-around would
+-- turn into idempotent replays, which the done() report flags). DELAY_MS > 0 makes each
+-- connection wait that long between requests: a fixed, lower offered rate for latency runs.
 
 local threads = {}
 local counter = 0
@@ -17,6 +18,7 @@ function setup(thread)
 end
 
 local reqs = {}
+local delay_ms = 0
 local n, i = 0, 0
 local wrapped = 0
 ok2xx, non2xx, s202 = 0, 0, 0
@@ -26,15 +28,20 @@ local seen = {}
 function init(args)
   local base = args[1] or error("usage: -- REQUESTS_BASE NTHREADS")
   local nthreads = tonumber(args[2] or "1")
+  delay_ms = tonumber(args[3] or "0")
   local file = nthreads > 1 and (base .. "." .. tid) or base
   local f = assert(io.open(file, "r"))
   for line in f:lines() do
-    local id, ts, sig, body = line:match("^([^\t]+)\t([^\t]+)\t([^\t]+)\t(.*)$")
-    if id then
+    local fields = {}
+    for field in line:gmatch("[^\t]+") do fields[#fields + 1] = field end
+    if #fields >= 2 then
+      local headers = {}
+      for k = 1, #fields - 1 do
+        local name, value = fields[k]:match("^([^:]+):%s*(.*)$")
+        if name then headers[name] = value end
+      end
       n = n + 1
-      -- keep the four strings; the request text is built per request (half the memory of
-      -- pre-formatting every request)
-      reqs[n] = { id, ts, sig, body }
+      reqs[n] = { headers, fields[#fields] }
     end
   end
   f:close()
@@ -45,18 +52,17 @@ function request()
   i = i + 1
   if i > n then i = 1; wrapped = wrapped + 1 end
   local r = reqs[i]
-  return wrk.format("POST", wrk.path, {
-    ["Content-Type"] = "application/json",
-    ["webhook-id"] = r[1],
-    ["webhook-timestamp"] = r[2],
-    ["webhook-signature"] = r[3],
-  }, r[4])
+  return wrk.format("POST", wrk.path, r[1], r[2])
+end
+
+function delay()
+  return delay_ms
 end
 
 function response(status, headers, body)
   if status >= 200 and status < 300 then
     ok2xx = ok2xx + 1
-    if status == 202 then s202 = s202 + 1 end
+    if status == 202 or status == 200 then s202 = s202 + 1 end
   else
     non2xx = non2xx + 1
     if not seen[status] then
@@ -78,7 +84,7 @@ function done(summary, latency, requests)
   end
   local secs = summary.duration / 1e6
   io.write(string.format(
-    "PORTAL-BENCH requests=%d duration_s=%.2f req_per_s=%.1f status_2xx=%d status_202=%d non2xx=%d " ..
+    "BENCH requests=%d duration_s=%.2f req_per_s=%.1f status_2xx=%d status_202_or_200=%d non2xx=%d " ..
     "non2xx_codes=[%s] socket_errors=%d (connect=%d read=%d write=%d timeout=%d) " ..
     "latency_ms p50=%.2f p90=%.2f p99=%.2f max=%.2f mean=%.2f wrapped=%d\n",
     summary.requests, secs, summary.requests / secs, ok, acc, bad, codes,
