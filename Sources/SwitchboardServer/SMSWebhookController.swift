@@ -43,7 +43,9 @@ struct SMSWebhookController {
 
     // MARK: - Twilio
 
-    private func twilioParameters(_ request: Request, _ context: AppRequestContext, logger: Logger) async throws -> [(name: String, value: String)] {
+    /// The verified form parameters and the body exactly as received (for the journal).
+    private func twilioParameters(_ request: Request, _ context: AppRequestContext, logger: Logger) async throws
+        -> (parameters: [(name: String, value: String)], body: [UInt8]) {
         guard let authToken = configuration.twilio.authToken else {
             logger.warning("sms webhook refused", metadata: ["reason": "twilio.auth_token is not configured"])
             throw APIError(.serviceUnavailable, code: "channel_disabled", "the Twilio channel is not configured on this server (twilio.auth_token)")
@@ -67,12 +69,12 @@ struct SMSWebhookController {
             ])
             throw APIError(.forbidden, code: "invalid_signature", "X-Twilio-Signature is missing or does not match this URL and body")
         }
-        return parameters
+        return (parameters, body)
     }
 
     private func twilioMessage(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         var logger = Self.logger(context, gateway: .twilio)
-        let parameters = try await twilioParameters(request, context, logger: logger)
+        let (parameters, raw) = try await twilioParameters(request, context, logger: logger)
         guard let sid = parameters.first("MessageSid") ?? parameters.first("SmsSid"), !sid.isEmpty, sid.utf8.count <= 64 else {
             throw APIError.badRequest("missing field MessageSid", code: "invalid_payload")
         }
@@ -87,7 +89,6 @@ struct SMSWebhookController {
             return (url, parameters.first("MediaContentType\(index)"))
         }
         guard !text.isEmpty || !media.isEmpty else { throw APIError.badRequest("field Body is empty and there is no media", code: "invalid_payload") }
-        let raw = Array(FormBody.encode(parameters.map { ($0.name, $0.value) }).utf8)
         let inbound = smsInbound(gateway: .twilio, id: sid, raw: raw, from: from, to: (try? normalise(toRaw, field: "To")) ?? toRaw,
                                  text: text, media: media, sendReplies: configuration.twilio.sendKeywordReplies)
         try await store(inbound, logger: logger)
@@ -97,7 +98,7 @@ struct SMSWebhookController {
 
     private func twilioStatus(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         var logger = Self.logger(context, gateway: .twilio)
-        let parameters = try await twilioParameters(request, context, logger: logger)
+        let parameters = try await twilioParameters(request, context, logger: logger).parameters
         guard let sid = parameters.first("MessageSid") ?? parameters.first("SmsSid"), !sid.isEmpty else {
             throw APIError.badRequest("missing field MessageSid", code: "invalid_payload")
         }
