@@ -42,6 +42,8 @@ def pytest_runtest_makereport(item, call):
     if rep.when == "call" and rep.failed:
         for d in getattr(item, "_switchboard_daemons", []):
             rep.sections.append((f"switchboardd log ({d.workdir})", d.log_tail(60)))
+        for k in getattr(item, "_kannels", []):
+            rep.sections.append((f"kannel logs ({k.dir})", k.tail("bearerbox", 15) + k.tail("smsbox", 15)))
 
 
 @pytest.fixture
@@ -62,13 +64,13 @@ def down_receiver():
 
 @pytest.fixture
 def make_daemon(tmp_path, request):
-    """Factory: make_daemon(outbound_url=..., overrides={...}, env={...}, start=True)."""
+    """Factory: make_daemon(outbound_url=..., overrides={...}, env={...}, start=True, port=None)."""
     made: list[h.Daemon] = []
     request.node._switchboard_daemons = made
 
     def factory(outbound_url: str = "", overrides: dict | None = None, env: dict | None = None,
-                start: bool = True, name: str | None = None) -> h.Daemon:
-        d = h.Daemon(tmp_path / (name or f"d{len(made)}"), outbound_url=outbound_url,
+                start: bool = True, name: str | None = None, port: int | None = None) -> h.Daemon:
+        d = h.Daemon(tmp_path / (name or f"d{len(made)}"), port=port, outbound_url=outbound_url,
                      overrides=overrides, env=env)
         made.append(d)
         if start:
@@ -97,3 +99,40 @@ def agent(daemon):
     """A role=agent agent: (agent dict, Api)."""
     a = daemon.add_agent(role="agent")
     return a, daemon.api(a)
+
+
+# --------------------------------------------------------------------------------------------
+# SMS channel (tests/sms_harness.py)
+
+
+@pytest.fixture
+def fake_twilio():
+    """A running fake of Twilio's Messages REST API (checks Basic auth with sms_harness.TWILIO_SID/TOKEN)."""
+    import sms_harness as sms
+    f = sms.FakeTwilioAPI().start()
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def make_kannel(tmp_path, request):
+    """Factory: make_kannel(daemon_port) -> a started Kannel (bearerbox + smsbox on free ports) whose
+    sms-services call the daemon on ``daemon_port``. Skips when Kannel is not installed. Stopped after the test;
+    on failure the Kannel log tails are attached to the report."""
+    import sms_harness as sms
+    reason = sms.kannel_installed()
+    if reason:
+        pytest.skip(reason)
+    made: list = []
+    request.node._kannels = made
+
+    def factory(daemon_port: int, start: bool = True):
+        k = sms.Kannel(tmp_path / f"kannel{len(made)}", daemon_port)
+        made.append(k)
+        if start:
+            k.start()
+        return k
+
+    yield factory
+    for k in made:
+        k.stop()

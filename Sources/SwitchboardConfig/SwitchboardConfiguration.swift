@@ -17,6 +17,16 @@ import Yams
 // wrong type or out of range is an error that names the key and says why. Secrets never
 // appear in an error.
 
+/// A secret from the configuration. Its description is redacted, so that no log line that
+/// prints a configuration value (ServiceLifecycle prints its services) can reveal it.
+public struct Secret: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    public let value: String
+    public init(_ value: String) { self.value = value }
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "<redacted>" }
+    public var customMirror: Mirror { Mirror(self, children: [:]) }
+}
+
 /// Everything the daemon can be told, with its embedded defaults.
 public struct SwitchboardConfiguration: Sendable {
     public struct HTTP: Sendable {
@@ -68,7 +78,7 @@ public struct SwitchboardConfiguration: Sendable {
 
     public struct Twilio: Sendable {
         public var accountSID: String?
-        public var authToken: String?
+        public var authToken: Secret?
         public var apiBaseURL = "https://api.twilio.com"
         public var publicURL: String?
         public var fromNumber: String?
@@ -81,11 +91,11 @@ public struct SwitchboardConfiguration: Sendable {
     }
 
     public struct Kannel: Sendable {
-        public var sharedSecret: String?
+        public var sharedSecret: Secret?
         public var allowedSources: [String] = []
         public var sendsmsURL: String?
         public var username: String?
-        public var password: String?
+        public var password: Secret?
         public var publicURL: String?
         public var fromNumber: String?
         public var smsc: String?
@@ -201,7 +211,7 @@ public struct SwitchboardConfiguration: Sendable {
             }
             config.twilio.accountSID = value
         },
-        Key("twilio.auth_token", "", secret: true) { config, value in config.twilio.authToken = value.isEmpty ? nil : value },
+        Key("twilio.auth_token", "", secret: true) { config, value in config.twilio.authToken = value.isEmpty ? nil : Secret(value) },
         Key("twilio.api_base_url", "https://api.twilio.com") { config, value in
             config.twilio.apiBaseURL = try url(key: "twilio.api_base_url", value) ?? "https://api.twilio.com"
         },
@@ -217,14 +227,14 @@ public struct SwitchboardConfiguration: Sendable {
         Key("kannel.shared_secret", "", secret: true) { config, value in
             guard !value.isEmpty else { return }
             guard value.utf8.count >= 16 else { throw Problem(key: "kannel.shared_secret", reason: "must be at least 16 characters") }
-            config.kannel.sharedSecret = value
+            config.kannel.sharedSecret = Secret(value)
         },
         Key("kannel.allowed_sources", "") { config, value in
             config.kannel.allowedSources = value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
         },
         Key("kannel.sendsms_url", "") { config, value in config.kannel.sendsmsURL = try url(key: "kannel.sendsms_url", value) },
         Key("kannel.username", "") { config, value in config.kannel.username = value.isEmpty ? nil : value },
-        Key("kannel.password", "", secret: true) { config, value in config.kannel.password = value.isEmpty ? nil : value },
+        Key("kannel.password", "", secret: true) { config, value in config.kannel.password = value.isEmpty ? nil : Secret(value) },
         Key("kannel.public_url", "") { config, value in config.kannel.publicURL = try url(key: "kannel.public_url", value) },
         Key("kannel.from_number", "") { config, value in config.kannel.fromNumber = value.isEmpty ? nil : value },
         Key("kannel.smsc", "") { config, value in config.kannel.smsc = value.isEmpty ? nil : value },

@@ -11,8 +11,10 @@ import Foundation
 /// tolerance, which bounds how long a captured request can be replayed.
 public enum StandardWebhooks {
     /// A signing secret, configured as `whsec_<base64>` (the prefix is optional).
-    public struct Secret: Sendable {
+    public struct Secret: Sendable, CustomStringConvertible, CustomReflectable {
         public let key: SymmetricKey
+        public var description: String { "<redacted>" }
+        public var customMirror: Mirror { Mirror(self, children: [:]) }
 
         public enum ParseError: Error, Equatable, CustomStringConvertible {
             case empty

@@ -187,6 +187,31 @@ struct ConversationDetailJSON: Encodable {
         enum CodingKeys: String, CodingKey { case id, name, identities }
     }
 
+    struct Attachment: Encodable {
+        let url: String?
+        let contentType: String?
+        let filename: String?
+        let sizeBytes: Int64?
+    }
+
+    /// The SMS side of a conversation: the number, and whether it may be texted.
+    struct SMS: Encodable {
+        let number: String
+        let optedOut: Bool
+        let consentKeyword: String?
+        let consentChangedAt: String?
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(number, forKey: .number)
+            try container.encode(optedOut, forKey: .optedOut)
+            try container.encode(consentKeyword, forKey: .consentKeyword)
+            try container.encode(consentChangedAt, forKey: .consentChangedAt)
+        }
+
+        enum CodingKeys: String, CodingKey { case number, optedOut, consentKeyword, consentChangedAt }
+    }
+
     struct Message: Encodable {
         let id: String
         let direction: MessageDirection
@@ -197,6 +222,7 @@ struct ConversationDetailJSON: Encodable {
         let createdAt: String
         let deliveryStatus: DeliveryStatus?
         let failureReason: String?
+        let attachments: [Attachment]
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -209,16 +235,18 @@ struct ConversationDetailJSON: Encodable {
             try container.encode(createdAt, forKey: .createdAt)
             try container.encode(deliveryStatus, forKey: .deliveryStatus)
             try container.encode(failureReason, forKey: .failureReason)
+            try container.encode(attachments, forKey: .attachments)
         }
 
         enum CodingKeys: String, CodingKey {
-            case id, direction, channel, senderAgentId, text, sentAt, createdAt, deliveryStatus, failureReason
+            case id, direction, channel, senderAgentId, text, sentAt, createdAt, deliveryStatus, failureReason, attachments
         }
     }
 
     let conversation: ConversationJSON
     let contact: Contact
     let messages: [Message]
+    let sms: SMS?
 
     init(_ detail: ConversationDetail) {
         conversation = ConversationJSON(detail.conversation)
@@ -228,7 +256,14 @@ struct ConversationDetailJSON: Encodable {
             Message(id: message.id, direction: message.direction, channel: message.channel,
                     senderAgentId: message.senderAgentID, text: message.text,
                     sentAt: Timestamp.format(message.sentAt), createdAt: Timestamp.format(message.createdAt),
-                    deliveryStatus: message.deliveryStatus, failureReason: message.failureReason)
+                    deliveryStatus: message.deliveryStatus, failureReason: message.failureReason,
+                    attachments: message.attachments.map {
+                        Attachment(url: $0.url, contentType: $0.contentType, filename: $0.filename, sizeBytes: $0.sizeBytes)
+                    })
+        }
+        sms = detail.smsNumber.map { number in
+            SMS(number: number, optedOut: detail.smsConsent?.optedOut ?? false, consentKeyword: detail.smsConsent?.keyword,
+                consentChangedAt: detail.smsConsent.map { Timestamp.format($0.updatedAt) })
         }
     }
 }

@@ -27,7 +27,10 @@ import SwitchboardStore
 /// New replies wake the loop at once (`WakeSignal`); due retries are found by polling every
 /// `outbox.poll_interval_ms`. On graceful shutdown no new delivery starts; those in flight
 /// finish (bounded by the request timeout).
-public struct OutboxService: Service {
+public struct OutboxService: Service, CustomStringConvertible {
+    /// ServiceLifecycle logs its services by description: never the configuration (secrets).
+    public var description: String { "OutboxService" }
+
     let store: SwitchboardStore
     let configuration: SwitchboardConfiguration
     let wake: WakeSignal

@@ -68,7 +68,7 @@ struct SMSEgress {
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: "switchboard")
-        request.headers.add(name: "Authorization", value: "Basic " + Data("\(accountSID):\(authToken)".utf8).base64EncodedString())
+        request.headers.add(name: "Authorization", value: "Basic " + Data("\(accountSID):\(authToken.value)".utf8).base64EncodedString())
         request.body = .bytes(ByteBuffer(string: FormBody.encode(form)))
         do {
             let response = try await httpClient.execute(request, timeout: .milliseconds(twilio.timeoutMilliseconds))
@@ -99,14 +99,14 @@ struct SMSEgress {
             return .retry(reason: "kannel not configured", retryAfterSeconds: nil)
         }
         var query: [(String, String)] = [
-            ("username", username), ("password", password), ("to", to), ("text", text), ("charset", "UTF-8"),
+            ("username", username), ("password", password.value), ("to", to), ("text", text), ("charset", "UTF-8"),
             ("coding", SMSSegments(text).encoding == .gsm7 ? "0" : "2"),
         ]
         if let from = item.localAddress ?? kannel.fromNumber { query.append(("from", from)) }
         if let smsc = kannel.smsc { query.append(("smsc", smsc)) }
         if kannel.dlrMask != 0, let publicURL = kannel.publicURL, let secret = kannel.sharedSecret {
             let dlr = Self.join(publicURL, "/webhooks/sms/kannel/dlr") + "?" +
-                FormBody.encode([("secret", secret), ("message", item.messageID)]) + "&status=%d"
+                FormBody.encode([("secret", secret.value), ("message", item.messageID)]) + "&status=%d"
             query += [("dlr-mask", String(kannel.dlrMask)), ("dlr-url", dlr)]
         }
         let separator = sendsms.contains("?") ? "&" : "?"

@@ -61,7 +61,7 @@ struct SMSWebhookController {
             throw APIError.badRequest(error.description, code: "invalid_payload")
         }
         let url = publicURL(request, base: configuration.twilio.publicURL)
-        guard TwilioSignature.isValid(signature: request.headers[Self.twilioSignature], url: url, parameters: parameters, authToken: authToken) else {
+        guard TwilioSignature.isValid(signature: request.headers[Self.twilioSignature], url: url, parameters: parameters, authToken: authToken.value) else {
             metrics.webhookRejected(channel: .sms, reason: "signature")
             logger.warning("sms webhook refused", metadata: [
                 "reason": request.headers[Self.twilioSignature] == nil ? "missing X-Twilio-Signature" : "X-Twilio-Signature does not match",
@@ -144,7 +144,7 @@ struct SMSWebhookController {
             throw APIError(.serviceUnavailable, code: "channel_disabled", "the Kannel channel is not configured on this server (kannel.shared_secret)")
         }
         if let expected = kannel.sharedSecret, let given = query.first(where: { $0.name == "secret" })?.value,
-           ConstantTime.equal(Array(expected.utf8), given) {
+           ConstantTime.equal(Array(expected.value.utf8), given) {
             return
         }
         if let address = context.sourceAddress, kannel.allowedSources.contains(address) {

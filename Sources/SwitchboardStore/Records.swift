@@ -45,12 +45,30 @@ public struct MessageView: Sendable, Equatable {
     public var createdAt: Int64
     public var deliveryStatus: DeliveryStatus?
     public var failureReason: String?
+    public var attachments: [AttachmentView] = []
+}
+
+public struct AttachmentView: Sendable, Equatable {
+    public var url: String?
+    public var contentType: String?
+    public var filename: String?
+    public var sizeBytes: Int64?
+
+    public init(url: String?, contentType: String?, filename: String? = nil, sizeBytes: Int64? = nil) {
+        self.url = url
+        self.contentType = contentType
+        self.filename = filename
+        self.sizeBytes = sizeBytes
+    }
 }
 
 public struct ConversationDetail: Sendable, Equatable {
     public var conversation: ConversationSummary
     public var contact: ContactView
     public var messages: [MessageView]
+    /// SMS conversations: the patient's number and its consent state.
+    public var smsNumber: String?
+    public var smsConsent: ConsentRecord?
 }
 
 /// What a patient's identity claims look like once the channel has normalised them.

@@ -57,6 +57,14 @@ extension SwitchboardStore {
                 guard let kind = IdentityKind(rawValue: row["kind"]) else { return nil }
                 return ContactView.Identity(kind: kind, value: row["value"])
             }
+            var attachments: [String: [AttachmentView]] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT a.message_id, a.url, a.content_type, a.filename, a.size_bytes FROM attachments a
+                JOIN messages m ON m.id = a.message_id WHERE m.conversation_id = ? ORDER BY a.id
+                """, arguments: [id]) {
+                attachments[row["message_id"], default: []].append(
+                    AttachmentView(url: row["url"], contentType: row["content_type"], filename: row["filename"], sizeBytes: row["size_bytes"]))
+            }
             let messages = try Row.fetchAll(db, sql: """
                 SELECT id, direction, sender_agent_id, channel, body_text, sent_at, created_at, delivery_status, failure_reason
                 FROM messages WHERE conversation_id = ? ORDER BY created_at, rowid
@@ -65,14 +73,19 @@ extension SwitchboardStore {
                             senderAgentID: row["sender_agent_id"], channel: Channel(rawValue: row["channel"]) ?? .portal,
                             text: row["body_text"], sentAt: row["sent_at"], createdAt: row["created_at"],
                             deliveryStatus: (row["delivery_status"] as String?).flatMap(DeliveryStatus.init(rawValue:)),
-                            failureReason: row["failure_reason"])
+                            failureReason: row["failure_reason"], attachments: attachments[row["id"]] ?? [])
+            }
+            var smsNumber: String?
+            if conversation.channel == .sms {
+                smsNumber = try String.fetchOne(db, sql: "SELECT remote_address FROM conversations WHERE id = ?", arguments: [id])
             }
             try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "conversation.read",
                            conversationID: id, sourceAddress: sourceAddress, now: now)
             return ConversationDetail(
                 conversation: conversation,
                 contact: ContactView(id: conversation.contactID, name: contactRow?["display_name"], identities: identities),
-                messages: messages)
+                messages: messages, smsNumber: smsNumber,
+                smsConsent: try smsNumber.flatMap { try Self.consent(db, phone: $0) })
         }
     }
 

@@ -45,6 +45,22 @@ import Testing
                 == "portal.webhook_secret_file")
     }
 
+    /// ServiceLifecycle and others print values with `\(…)`: secrets must not show.
+    @Test func descriptionsRedactSecrets() async throws {
+        let config = try await SwitchboardConfiguration.load(file: nil, environment: [
+            "SWITCHBOARD_TWILIO_AUTH_TOKEN": "tok-abcdef-123456",
+            "SWITCHBOARD_KANNEL_SHARED_SECRET": "kannel-secret-0123456789",
+            "SWITCHBOARD_KANNEL_PASSWORD": "kannel-pass-xyz",
+            "SWITCHBOARD_PORTAL_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ])
+        #expect(config.twilio.authToken?.value == "tok-abcdef-123456")
+        for text in [String(describing: config), String(reflecting: config), "\(config.twilio)", "\(config.kannel)"] {
+            for secret in ["tok-abcdef-123456", "kannel-secret-0123456789", "kannel-pass-xyz", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] {
+                #expect(!text.contains(secret))
+            }
+        }
+    }
+
     @Test func badValuesNameTheKey() async throws {
         #expect(await problem(file: try write("http:\n  port: notaport\n"))?.key == "http.port")
         #expect(await problem(file: try write("http:\n  port: 70000\n"))?.reason == "must be between 0 and 65535")

@@ -36,6 +36,9 @@ import Testing
         let kannel = try await store.recordSMSMessage(sms("SM5", gateway: .kannel), reopenWindowMilliseconds: day, now: 11 * day + 3)
         #expect(!kannel.duplicate)
         #expect(try await store.count("attachments") == 6)
+        let shown = try await store.readConversation(id: fresh.conversationID, by: admin, sourceAddress: nil)
+        #expect(shown.messages.first?.attachments == [AttachmentView(url: "https://api.twilio.com/media/ME1", contentType: "image/jpeg")])
+        #expect(shown.smsNumber == "+15550100000" && shown.smsConsent == nil)
     }
 
     @Test func stopBlocksRepliesAndStartLiftsIt() async throws {
@@ -47,6 +50,7 @@ import Testing
                                              reopenWindowMilliseconds: day)
         let consent = try #require(try await store.consent(phone: "+15550100000"))
         #expect(consent.optedOut && consent.keyword == "STOP" && consent.gateway == .twilio)
+        #expect(try await store.readConversation(id: c.conversationID, by: agent, sourceAddress: nil).smsConsent == consent)
         await #expect(throws: StoreError.self) {
             try await store.reply(conversationID: c.conversationID, by: agent, text: "after STOP")
         }
