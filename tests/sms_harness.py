@@ -212,7 +212,7 @@ class TwilioCall:
         return self.form.get("Body")
 
 
-class FakeTwilioAPI:
+class FakeTwilioAPI(h.ServerThread):
     """``behavior(call, prior_calls_with_same_body)`` returns None (normal 201), a status, or
     ``(status, extra_headers, json_obj)``. To == +15005550001 answers 400/21211 like Twilio's magic number."""
 
@@ -303,25 +303,9 @@ class FakeTwilioAPI:
             def log_message(self, *a):
                 pass
 
-        class Server(http.server.ThreadingHTTPServer):
-            allow_reuse_address = True
-            daemon_threads = True
-            request_queue_size = 64
-
-        self._server = Server(("127.0.0.1", self.port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
+        self._serve(Handler)
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def snapshot(self) -> list[TwilioCall]:
         with self.lock:

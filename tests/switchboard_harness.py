@@ -549,7 +549,35 @@ class Recorded:
             return None
 
 
-class Receiver:
+class _LoopbackServer(http.server.ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    request_queue_size = 64
+
+
+class ServerThread:
+    """Serves one BaseHTTPRequestHandler class on 127.0.0.1:self.port from a background thread."""
+
+    _server = None
+    _thread = None
+
+    def _serve(self, handler) -> None:
+        self._server = _LoopbackServer(("127.0.0.1", self.port), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+class Receiver(ServerThread):
     """Records outbound portal webhooks. ``behavior(rec, previous_attempts_for_same_message)``
     returns the status to answer, or ``(status, delay_seconds)``, or ``(status, delay, body_bytes)``;
     default 200.
@@ -630,25 +658,9 @@ class Receiver:
             def log_message(self, *a):  # quiet
                 pass
 
-        class Server(http.server.ThreadingHTTPServer):
-            allow_reuse_address = True
-            daemon_threads = True
-            request_queue_size = 64
-
-        self._server = Server(("127.0.0.1", self.port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
+        self._serve(Handler)
         return self
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
     def close(self) -> None:
         self.stop()
