@@ -37,6 +37,8 @@ let package = Package(
             name: "SwitchboardSMS",
             dependencies: ["SwitchboardCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // Triage: intent, urgency and language of each message; trained from the shipped corpus.
+        .target(name: "SwitchboardTriage"),
         // The one configuration surface: file (YAML) < environment, secrets from files.
         .target(
             name: "SwitchboardConfig",
@@ -81,12 +83,13 @@ let package = Package(
         .executableTarget(
             name: "switchboard",
             dependencies: [
-                "SwitchboardStore", "SwitchboardConfig", "SwitchboardCore",
+                "SwitchboardStore", "SwitchboardConfig", "SwitchboardCore", "SwitchboardTriage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SwitchboardSMSTests", dependencies: ["SwitchboardSMS"]),
+        .testTarget(name: "SwitchboardTriageTests", dependencies: ["SwitchboardTriage"]),
         .testTarget(name: "SwitchboardStoreTests", dependencies: ["SwitchboardStore", "SwitchboardCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "SwitchboardServerTests",

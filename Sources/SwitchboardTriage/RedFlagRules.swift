@@ -1,0 +1,303 @@
+/// Red flags: phrases that mean "possibly life-threatening, now" in English and Spanish.
+/// They are data, meant to be read and reviewed by a clinician: each rule has an id, what it
+/// stands for, and phrases in a tiny pattern language over accent-folded words:
+///
+/// - words separated by spaces must follow one another;
+/// - `a|b|c` is any one of them; a trailing `*` matches any word with that prefix;
+/// - `~` lets up to three other words stand in between.
+///
+/// A phrase that matches is set aside when, in the same clause, it is negated (a negation
+/// word among the three words before it: "no chest pain", "sin dolor de pecho"), told as
+/// history ("last year", "in 2019", "hace dos años"), part of a question about warning signs
+/// ("what are the signs of a stroke?"), or one of the rule's idioms ("dying to know", "casi
+/// me da un infarto con la factura"). Reported speech is not set aside: "my father has chest
+/// pain" is an emergency.
+public struct RedFlagRule: Sendable {
+    public let id: String
+    public let meaning: String
+    let phrases: [Pattern]
+    /// Phrases that, in the same clause, show the match is figurative or about something else.
+    let idioms: [Pattern]
+    /// When not empty, one of these words must appear somewhere in the message too.
+    let requiresAnyWord: Set<String>
+
+    init(_ id: String, _ meaning: String, _ phrases: [String], idioms: [String] = [], requiresAnyWord: Set<String> = []) {
+        self.id = id
+        self.meaning = meaning
+        self.phrases = phrases.map(Pattern.init)
+        self.idioms = idioms.map(Pattern.init)
+        self.requiresAnyWord = requiresAnyWord
+    }
+
+    public static let all: [RedFlagRule] = [
+        // English
+        RedFlagRule("en.chest_pain", "chest pain or pressure", [
+            "chest pain|pains|pressure|tightness|hurts|hurting|tight|heavy|heaviness|discomfort|ache|aching",
+            "pain|pressure|tightness|squeezing ~ in ~ chest",
+            "crushing|squeezing pain|chest",
+            "heart attack",
+        ], idioms: ["heart attack when|at|over|seeing|looking|reading|because", "gave|give|giving ~ heart attack"]),
+        RedFlagRule("en.stroke", "stroke signs: face drooping, slurred speech, one-sided weakness", [
+            "face|mouth|smile ~ droop*|dropped|crooked|lopsided|uneven",
+            "slur*",
+            "cant|cannot|couldnt|unable ~ move|feel|lift|raise ~ arm|leg|side|face|hand",
+            "numb*|weak*|paraly* ~ one|left|right side",
+            "one side ~ numb*|weak*|paraly*|droop*",
+            "stroke|strokes",
+        ], idioms: ["stroke of luck|genius", "heat stroke"]),
+        RedFlagRule("en.breathing", "trouble breathing", [
+            "cant|cannot|couldnt|unable ~ breathe|breath|breathing",
+            "trouble|difficulty|struggling|hard|hardly|labored ~ breathing|breathe|breath",
+            "not|stopped|barely breathing",
+            "gasping",
+            "lips|face|skin ~ blue|purple|grey|gray",
+            "turning blue",
+            "choking",
+        ], idioms: ["breathe easy|easier", "breathing down"]),
+        RedFlagRule("en.bleeding", "severe or uncontrolled bleeding, or blood coughed or vomited", [
+            "bleeding|blood|bleed ~ wont|doesnt|not|cant|cannot ~ stop|stopping",
+            "heavy|severe|uncontrolled|massive|profuse|lots ~ bleeding",
+            "lot|lots|pool of blood",
+            "blood everywhere",
+            "soaked|soaking ~ pad|pads|towel|towels|bandage|bandages|through",
+            "coughing|vomiting|throwing|puking|spitting ~ blood",
+            "gushing|spurting",
+        ]),
+        RedFlagRule("en.suicide", "suicidal thoughts or self-harm", [
+            "suicid*",
+            "kill|killing|end|ending|take|taking ~ myself|life|lives",
+            "end|ending it all",
+            "want|wanna|wanting|wish ~ die|dead",
+            "dont|not|never ~ want ~ live|alive|wake|exist|here",
+            "better off dead",
+            "better off without me",
+            "no reason to live",
+            "hurt|hurting|cut|cutting|harm|harming|burn|burning ~ myself|herself|himself",
+            "self harm",
+        ], idioms: ["kill|killing ~ time|pain|bugs|germs", "take|taking ~ life ~ back|easy", "dying to"]),
+        RedFlagRule("en.overdose", "overdose or swallowed medication or poison", [
+            "overdos*",
+            "took|taken|take|swallowed|ate|drank ~ too many|much",
+            "took|taken|swallowed|ate|drank ~ whole|handful|bottle",
+            "took|taken|swallowed ~ all ~ pills|tablets|meds|medication|medicine",
+            "swallowed|ate|drank|chewed ~ pills|pill|tablets|meds|medication|medicine|bleach|detergent|pod|pods|poison|battery",
+            "got into ~ pills|meds|medication|medicine|bleach|detergent|cleaner|poison",
+            "poison*",
+        ], idioms: ["took|take ~ too much ~ time|long|money"]),
+        RedFlagRule("en.anaphylaxis", "anaphylaxis: throat, tongue or lips swelling", [
+            "throat ~ closing|swelling|swollen|tight|tightening|closed|closes",
+            "tongue|lips|lip ~ swell*|swollen|puff*",
+            "anaphyla*",
+            "epipen",
+            "epi pen",
+        ]),
+        RedFlagRule("en.unresponsive", "unresponsive, unconscious or collapsed", [
+            "unresponsive|unconscious|collapsed",
+            "passed|blacked out",
+            "wont|not|cant|cannot|doesnt ~ wake",
+            "not responding",
+        ]),
+        RedFlagRule("en.seizure", "a seizure now", [
+            "having|had ~ seizure",
+            "seizure|seizures ~ wont|not|still|minutes|keeps|stop",
+            "seizing|convulsing|convulsions|fitting",
+        ]),
+        RedFlagRule("en.headache", "sudden worst headache of one's life", ["worst headache", "thunderclap"]),
+        RedFlagRule("en.meningitis", "fever with a stiff neck", ["stiff neck", "neck ~ stiff"],
+                    requiresAnyWord: ["fever", "temp", "temperature", "fiebre"]),
+        // Spanish (accent-folded)
+        RedFlagRule("es.chest_pain", "dolor u opresión en el pecho", [
+            "dolor|presion|opresion|apreton|ardor ~ pecho",
+            "aprieta|duele|oprime ~ pecho",
+            "infarto",
+            "ataque ~ corazon",
+        ], idioms: ["casi|va ~ dar|da|dio ~ infarto", "infarto ~ cuando|con|al|factura|cuenta|precio"]),
+        RedFlagRule("es.stroke", "signos de derrame: cara caída, habla arrastrada, debilidad de un lado", [
+            "cara|boca ~ caida|torcida|chueca|dormida|colgada",
+            "cayo ~ cara|boca",
+            "habla ~ arrastrada|rara|enredada|trabada",
+            "arrastra|arrastrando|enreda ~ palabras",
+            "no puede|puedo|podia ~ hablar",
+            "no puede|puedo|podia ~ mover|levantar|sentir ~ brazo|pierna|lado|cara|mano",
+            "entumid*|adormec*|dormid*|paraliz* ~ lado|brazo|cara",
+            "derrame|embolia",
+        ]),
+        RedFlagRule("es.breathing", "no puede respirar", [
+            "no puede|puedo|podia|pueden ~ respirar",
+            "cuesta|dificultad|dificil|trabajo ~ respirar",
+            "ahoga|ahogando|ahogandose|asfixia*",
+            "labios|cara ~ morados|morada|azules|azul",
+            "no respira",
+        ]),
+        RedFlagRule("es.bleeding", "sangrado grave o que no para", [
+            "sangr* ~ no para|deja|cesa",
+            "sangr* ~ no se detiene|corta",
+            "no para|deja ~ sangrar",
+            "mucha|mucho ~ sangre|sangrado",
+            "hemorragia",
+            "vomit*|tos*|escup* ~ sangre",
+        ]),
+        RedFlagRule("es.suicide", "pensamientos suicidas o autolesión", [
+            "suicid*",
+            "quiero|quisiera|quiere|ganas ~ morir*|matarme|matarse",
+            "no quiero|quiere ~ vivir|seguir|despertar",
+            "quitarme|quitarse ~ vida",
+            "hacerme|hacerse ~ dano",
+            "cortarme|cortarse|matarme|matarse",
+        ], idioms: ["muero de ganas|hambre|risa|sueno|frio|calor|curiosidad|verguenza"]),
+        RedFlagRule("es.overdose", "sobredosis o ingestión de medicamentos o veneno", [
+            "sobredosis",
+            "tomo|tome|trago|comio|bebio|tomado ~ todas|muchas|frasco|caja|bote|puno ~ pastillas|pildoras|medicina|medicinas|tabletas",
+            "trago|comio|bebio ~ pastillas|pildoras|cloro|veneno|detergente|medicina|bateria",
+            "intoxica*|envenen*",
+        ]),
+        RedFlagRule("es.anaphylaxis", "anafilaxia: garganta, lengua o labios hinchados", [
+            "garganta ~ cierra|cerrando|cerro|hinch*|inflam*",
+            "cierra|cerrando|cerro|hinch*|inflam* ~ garganta",
+            "lengua|labios ~ hinch*|inflam*",
+            "anafila*",
+            "epipen",
+        ]),
+        RedFlagRule("es.unresponsive", "inconsciente, desmayado o no responde", [
+            "desmay*",
+            "inconsciente",
+            "no responde|reacciona|despierta",
+            "perdio ~ conocimiento|sentido",
+        ]),
+        RedFlagRule("es.seizure", "convulsiones ahora", [
+            "convulsion|convulsiones|convulsionando|convulsiona",
+            "ataque epileptico",
+        ], idioms: ["para ~ convulsiones", "medicina|pastillas|medicamento ~ convulsiones"]),
+        RedFlagRule("es.headache", "el peor dolor de cabeza de su vida", ["peor dolor ~ cabeza"]),
+        RedFlagRule("es.meningitis", "fiebre con cuello rígido", ["cuello ~ rigido|tieso|duro"],
+                    requiresAnyWord: ["fiebre", "temperatura", "fever"]),
+    ]
+
+    /// Words that negate what follows within three words.
+    static let negations: Set<String> = [
+        "no", "not", "never", "without", "denies", "deny", "dont", "didnt", "doesnt", "isnt", "arent", "wasnt", "werent",
+        "havent", "hasnt", "hadnt", "nor", "sin", "nunca", "ni", "tampoco", "ningun", "ninguna", "jamas", "niega",
+    ]
+
+    /// Clause markers that a match is past history, not now.
+    static let history: [Pattern] = [
+        "last year|month|summer|winter|spring|fall", "years|months|weeks ago", "history of", "back in",
+        "in 19*|20*", "previous|prior",
+        "ano|mes pasado", "hace ~ anos|meses|semanas", "antecedente*", "en 19*|20*",
+    ].map(Pattern.init)
+
+    /// Clause markers of a question about warning signs, not a report of them.
+    static let informational: [Pattern] = [
+        "signs|symptoms|warning|sign|symptom of", "what is|are|does", "how do|can ~ know|tell", "is it normal",
+        "sintomas|senales|signos|sintoma de", "que es|son", "cuales son", "como ~ saber",
+    ].map(Pattern.init)
+
+    /// "4 digit years" need the year test: `19*`/`20*` prefixes also match other numbers, so
+    /// only four-digit tokens count.
+    static func isYearLike(_ token: String) -> Bool {
+        token.count == 4 && token.allSatisfy(\.isNumber) && (token.hasPrefix("19") || token.hasPrefix("20"))
+    }
+}
+
+/// One phrase of the pattern language, compiled.
+struct Pattern: Sendable {
+    enum Slot: Sendable {
+        case words(Set<String>, prefixes: [String])
+        case gap
+    }
+
+    let slots: [Slot]
+    let source: String
+
+    init(_ source: String) {
+        self.source = source
+        slots = source.split(separator: " ").map { part in
+            if part == "~" { return .gap }
+            var words: Set<String> = []
+            var prefixes: [String] = []
+            for alternative in part.split(separator: "|") {
+                if alternative.hasSuffix("*") { prefixes.append(String(alternative.dropLast())) } else { words.insert(String(alternative)) }
+            }
+            return .words(words, prefixes: prefixes)
+        }
+    }
+
+    /// Every start index where the pattern matches, with the end index (exclusive).
+    func matches(_ tokens: [String]) -> [(start: Int, end: Int)] {
+        var found: [(Int, Int)] = []
+        for start in tokens.indices {
+            if let end = match(tokens, slot: 0, at: start) { found.append((start, end)) }
+        }
+        return found
+    }
+
+    private func match(_ tokens: [String], slot: Int, at position: Int) -> Int? {
+        if slot == slots.count { return position }
+        switch slots[slot] {
+        case .gap:
+            for skip in 0...3 where position + skip <= tokens.count {
+                if let end = match(tokens, slot: slot + 1, at: position + skip) { return end }
+            }
+            return nil
+        case .words(let words, let prefixes):
+            guard position < tokens.count else { return nil }
+            let token = tokens[position]
+            let isYearPrefix = prefixes.contains { $0 == "19" || $0 == "20" }
+            let hit = words.contains(token) || prefixes.contains { token.hasPrefix($0) }
+                && (!isYearPrefix || RedFlagRule.isYearLike(token))
+            return hit ? match(tokens, slot: slot + 1, at: position + 1) : nil
+        }
+    }
+}
+
+/// A red-flag rule that matched, and — when set aside — why.
+public struct RedFlagMatch: Sendable, Equatable {
+    public var rule: String
+    public var phrase: String
+    public var setAsideBecause: String?
+}
+
+extension RedFlagRule {
+    /// Evaluates every rule over the clauses of a folded message.
+    static func evaluate(clauses: [[String]]) -> (fired: [RedFlagMatch], setAside: [RedFlagMatch]) {
+        let allWords = Set(clauses.joined())
+        var fired: [RedFlagMatch] = []
+        var setAside: [RedFlagMatch] = []
+        for rule in all {
+            if !rule.requiresAnyWord.isEmpty && allWords.isDisjoint(with: rule.requiresAnyWord) { continue }
+            var ruleFired = false
+            for clause in clauses {
+                for pattern in rule.phrases {
+                    for (start, end) in pattern.matches(clause) {
+                        let phrase = clause[start..<end].joined(separator: " ")
+                        if let reason = setAsideReason(rule: rule, clause: clause, start: start, end: end) {
+                            setAside.append(RedFlagMatch(rule: rule.id, phrase: phrase, setAsideBecause: reason))
+                        } else if !ruleFired {
+                            fired.append(RedFlagMatch(rule: rule.id, phrase: phrase, setAsideBecause: nil))
+                            ruleFired = true
+                        }
+                    }
+                }
+            }
+        }
+        return (fired, setAside)
+    }
+
+    private static func setAsideReason(rule: RedFlagRule, clause: [String], start: Int, end: Int) -> String? {
+        for index in max(0, start - 3)..<start where negations.contains(clause[index]) {
+            return "negated by \"\(clause[index])\""
+        }
+        for idiom in rule.idioms where !idiom.matches(clause).isEmpty {
+            return "idiom \"\(idiom.source)\""
+        }
+        for marker in history where !marker.matches(clause).isEmpty {
+            return "history (\"\(marker.source)\")"
+        }
+        for marker in informational {
+            if let first = marker.matches(clause).first, first.start < start {
+                return "question about signs (\"\(marker.source)\")"
+            }
+        }
+        return nil
+    }
+}

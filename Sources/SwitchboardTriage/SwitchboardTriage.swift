@@ -1,0 +1,53 @@
+// SwitchboardTriage — what a patient message is about (intent), how urgent it is, and its
+// language, with the evidence behind each answer. In process, no I/O, no model download:
+// the models are trained when the classifier is built, from the labelled corpus that ships
+// in the binary (triage/corpus/*.jsonl, embedded by triage/build_corpus.py).
+//
+// Emergencies are caught twice: by explicit red-flag rules (RedFlagRules.swift: reviewable
+// phrases in English and Spanish with negation, history, idiom and "what are the signs of"
+// guards) and by the learned urgency model. Either one is enough: missing an emergency costs
+// far more than an extra look by a clinician.
+//
+// Trusts: nothing; any text is classified. Never logs, never throws on input.
+
+/// The ten things patients write about.
+public enum TriageIntent: String, Sendable, CaseIterable, Codable {
+    case appointmentNew = "appointment_new"
+    case appointmentChange = "appointment_change"
+    case billing
+    case prescriptionRefill = "prescription_refill"
+    case testResults = "test_results"
+    case medicalRecords = "medical_records"
+    case clinicalQuestion = "clinical_question"
+    case portalTechnical = "portal_technical"
+    case complaint
+    case generalInfo = "general_info"
+}
+
+public enum TriageUrgency: String, Sendable, CaseIterable, Codable {
+    case emergency, urgent, routine
+}
+
+public enum TriageLanguage: String, Sendable, CaseIterable, Codable {
+    case en, es
+}
+
+/// One classification with its confidences and evidence.
+public struct TriageResult: Sendable, Equatable {
+    public var intent: TriageIntent
+    public var urgency: TriageUrgency
+    public var language: TriageLanguage
+    /// Probability of each label from the learned models (intent, urgency) or the language
+    /// scorer.
+    public var intentConfidence: [TriageIntent: Double]
+    public var urgencyConfidence: [TriageUrgency: Double]
+    public var languageConfidence: Double
+    /// Red-flag rules that fired (ids), and those that matched but were set aside, with why.
+    public var redFlags: [RedFlagMatch]
+    public var suppressedRedFlags: [RedFlagMatch]
+    /// The features that pushed most towards the chosen intent and urgency.
+    public var intentTerms: [String]
+    public var urgencyTerms: [String]
+    /// Why the urgency is what it is, in words.
+    public var urgencyReason: String
+}
