@@ -38,7 +38,9 @@ let package = Package(
             dependencies: ["SwitchboardCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Triage: intent, urgency and language of each message; trained from the shipped corpus.
-        .target(name: "SwitchboardTriage"),
+        // Optimised even in debug builds: the daemon trains it at start, and unoptimised
+        // string handling made that take seconds per start (and the black-box suite minutes).
+        .target(name: "SwitchboardTriage", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // The one configuration surface: file (YAML) < environment, secrets from files.
         .target(
             name: "SwitchboardConfig",
@@ -61,7 +63,7 @@ let package = Package(
         .target(
             name: "SwitchboardServer",
             dependencies: [
-                "SwitchboardCore", "SwitchboardConfig", "SwitchboardStore", "SwitchboardSMS",
+                "SwitchboardCore", "SwitchboardConfig", "SwitchboardStore", "SwitchboardSMS", "SwitchboardTriage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

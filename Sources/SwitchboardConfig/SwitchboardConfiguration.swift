@@ -106,6 +106,14 @@ public struct SwitchboardConfiguration: Sendable {
         public var outboundEnabled: Bool { sendsmsURL != nil && username != nil && password != nil }
     }
 
+    public struct Triage: Sendable {
+        public var enabled = true
+        public var safetyReply = "If this is an emergency, call 911. For a mental-health crisis, call or text 988."
+        public var safetyReplySpanish = "Si es una emergencia, llame al 911. Si es una crisis de salud mental, llame o envíe un mensaje al 988."
+        public var emergencyTeam = "clinical"
+        public var emergencyThreshold = 0.35
+    }
+
     public var http = HTTP()
     public var store = Store()
     public var log = Log()
@@ -115,6 +123,7 @@ public struct SwitchboardConfiguration: Sendable {
     public var sms = SMS()
     public var twilio = Twilio()
     public var kannel = Kannel()
+    public var triage = Triage()
 
     public init() {}
 
@@ -244,6 +253,16 @@ public struct SwitchboardConfiguration: Sendable {
         },
         Key("kannel.timeout_ms", "10000") { config, value in
             config.kannel.timeoutMilliseconds = try Int64(key: "kannel.timeout_ms", value, in: 100...600_000)
+        },
+        Key("triage.enabled", "true") { config, value in config.triage.enabled = try bool(key: "triage.enabled", value) },
+        Key("triage.safety_reply", Triage().safetyReply) { config, value in config.triage.safetyReply = value },
+        Key("triage.safety_reply_es", Triage().safetyReplySpanish) { config, value in config.triage.safetyReplySpanish = value },
+        Key("triage.emergency_team", "clinical") { config, value in config.triage.emergencyTeam = value },
+        Key("triage.emergency_threshold", "0.35") { config, value in
+            guard let threshold = Double(value), (0.01...1).contains(threshold) else {
+                throw Problem(key: "triage.emergency_threshold", reason: "must be a number between 0.01 and 1")
+            }
+            config.triage.emergencyThreshold = threshold
         },
     ]
 

@@ -125,6 +125,8 @@ struct ConversationJSON: Encodable {
     let id: String
     let status: ConversationStatus
     let priority: Priority
+    let intent: String?
+    let language: String?
     let channel: SwitchboardCore.Channel
     let assigneeId: String?
     let teamId: String?
@@ -137,6 +139,8 @@ struct ConversationJSON: Encodable {
         id = summary.id
         status = summary.status
         priority = summary.priority
+        intent = summary.intent
+        language = summary.language
         channel = summary.channel
         assigneeId = summary.assigneeID
         teamId = summary.teamID
@@ -152,6 +156,8 @@ struct ConversationJSON: Encodable {
         try container.encode(id, forKey: .id)
         try container.encode(status, forKey: .status)
         try container.encode(priority, forKey: .priority)
+        try container.encode(intent, forKey: .intent)
+        try container.encode(language, forKey: .language)
         try container.encode(channel, forKey: .channel)
         try container.encode(assigneeId, forKey: .assigneeId)
         try container.encode(teamId, forKey: .teamId)
@@ -162,7 +168,7 @@ struct ConversationJSON: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, status, priority, channel, assigneeId, teamId, contactId, createdAt, updatedAt, lastMessageAt
+        case id, status, priority, intent, language, channel, assigneeId, teamId, contactId, createdAt, updatedAt, lastMessageAt
     }
 }
 
@@ -212,6 +218,14 @@ struct ConversationDetailJSON: Encodable {
         enum CodingKeys: String, CodingKey { case number, optedOut, consentKeyword, consentChangedAt }
     }
 
+    /// An inbound message's triage: labels and the evidence behind them.
+    struct Triage: Encodable {
+        let intent: String
+        let urgency: String
+        let language: String
+        let evidence: JSONFragment
+    }
+
     struct Message: Encodable {
         let id: String
         let direction: MessageDirection
@@ -223,6 +237,7 @@ struct ConversationDetailJSON: Encodable {
         let deliveryStatus: DeliveryStatus?
         let failureReason: String?
         let attachments: [Attachment]
+        let triage: Triage?
 
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -236,10 +251,11 @@ struct ConversationDetailJSON: Encodable {
             try container.encode(deliveryStatus, forKey: .deliveryStatus)
             try container.encode(failureReason, forKey: .failureReason)
             try container.encode(attachments, forKey: .attachments)
+            try container.encode(triage, forKey: .triage)
         }
 
         enum CodingKeys: String, CodingKey {
-            case id, direction, channel, senderAgentId, text, sentAt, createdAt, deliveryStatus, failureReason, attachments
+            case id, direction, channel, senderAgentId, text, sentAt, createdAt, deliveryStatus, failureReason, attachments, triage
         }
     }
 
@@ -259,6 +275,9 @@ struct ConversationDetailJSON: Encodable {
                     deliveryStatus: message.deliveryStatus, failureReason: message.failureReason,
                     attachments: message.attachments.map {
                         Attachment(url: $0.url, contentType: $0.contentType, filename: $0.filename, sizeBytes: $0.sizeBytes)
+                    },
+                    triage: message.triage.map {
+                        Triage(intent: $0.intent, urgency: $0.urgency, language: $0.language, evidence: JSONFragment(json: $0.evidenceJSON))
                     })
         }
         sms = detail.smsNumber.map { number in
@@ -266,4 +285,30 @@ struct ConversationDetailJSON: Encodable {
                 consentChangedAt: detail.smsConsent.map { Timestamp.format($0.updatedAt) })
         }
     }
+}
+
+/// Stored JSON passed through into a response as a value, not a string.
+struct JSONFragment: Encodable {
+    let value: Any?
+
+    init(json: String) {
+        value = try? JSONSerialization.jsonObject(with: Data(json.utf8))
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try Self.encode(value, to: encoder.singleValueContainer())
+    }
+
+    private static func encode(_ value: Any?, to container: SingleValueEncodingContainer) throws {
+        var container = container
+        switch value {
+        case let string as String: try container.encode(string)
+        case let number as NSNumber: try container.encode(number.doubleValue)
+        case let array as [Any]: try container.encode(array.map { JSONFragment(raw: $0) })
+        case let object as [String: Any]: try container.encode(object.mapValues { JSONFragment(raw: $0) })
+        default: try container.encodeNil()
+        }
+    }
+
+    private init(raw: Any) { value = raw }
 }

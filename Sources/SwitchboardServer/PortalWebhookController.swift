@@ -20,6 +20,7 @@ struct PortalWebhookController {
     let portal: SwitchboardConfiguration.Portal
     let phone: SwitchboardConfiguration.Phone
     let metrics: SwitchboardMetrics
+    let triageWake: WakeSignal
 
     static let webhookID = HTTPField.Name("webhook-id")!
     static let webhookTimestamp = HTTPField.Name("webhook-timestamp")!
@@ -110,7 +111,10 @@ struct PortalWebhookController {
             throw APIError(.serviceUnavailable, code: "store_unavailable",
                            "the message could not be stored; retry later", headers: [.retryAfter: "5"])
         }
-        if !result.duplicate { metrics.messageIn(channel: .portal) }
+        if !result.duplicate {
+            metrics.messageIn(channel: .portal)
+            triageWake.signal()
+        }
         logger.info(result.duplicate ? "portal delivery repeated" : "portal message stored", metadata: [
             "conversation.id": "\(result.conversationID)", "message.id": "\(result.messageID)",
         ])

@@ -29,6 +29,7 @@ struct SMSWebhookController {
     let configuration: SwitchboardConfiguration
     let metrics: SwitchboardMetrics
     let outboxWake: WakeSignal
+    let triageWake: WakeSignal
 
     static let maxBodyBytes = 64 * 1024
     static let twilioSignature = HTTPField.Name("X-Twilio-Signature")!
@@ -263,6 +264,7 @@ struct SMSWebhookController {
         }
         if !result.duplicate {
             metrics.messageIn(channel: .sms)
+            triageWake.signal()
             if inbound.complianceReply != nil { outboxWake.signal() }
         }
         var metadata: Logger.Metadata = ["conversation.id": "\(result.conversationID)", "message.id": "\(result.messageID)"]

@@ -19,6 +19,11 @@ public struct SwitchboardMetrics: Sendable {
         Counter(label: "switchboard_webhooks_rejected_total", dimensions: [("channel", channel.rawValue), ("reason", reason)]).increment()
     }
 
+    /// Both labels are small closed sets (3 urgencies, 10 intents).
+    func triaged(urgency: String, intent: String) {
+        Counter(label: "switchboard_triage_total", dimensions: [("urgency", urgency), ("intent", intent)]).increment()
+    }
+
     func storeFailure() {
         Counter(label: "switchboard_store_failures_total").increment()
     }

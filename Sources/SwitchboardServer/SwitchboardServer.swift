@@ -54,6 +54,7 @@ public func buildApplication(_ dependencies: SwitchboardDependencies) -> some Ap
     let store = dependencies.store
     let metrics = SwitchboardMetrics()
     let wake = WakeSignal()
+    let triageWake = WakeSignal()
     let readiness = dependencies.readiness
 
     let router = Router(context: AppRequestContext.self)
@@ -84,22 +85,26 @@ public func buildApplication(_ dependencies: SwitchboardDependencies) -> some Ap
                         body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
     }
 
-    PortalWebhookController(store: store, portal: configuration.portal, phone: configuration.phone, metrics: metrics)
+    PortalWebhookController(store: store, portal: configuration.portal, phone: configuration.phone, metrics: metrics,
+                            triageWake: triageWake)
         .register(on: router)
 
-    SMSWebhookController(store: store, configuration: configuration, metrics: metrics, outboxWake: wake).register(on: router)
+    SMSWebhookController(store: store, configuration: configuration, metrics: metrics, outboxWake: wake, triageWake: triageWake)
+        .register(on: router)
 
     let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(store: store))
     ConversationsController(store: store, sms: configuration.sms, outboxWake: wake).register(on: api)
 
     let outbox = OutboxService(store: store, configuration: configuration, wake: wake, metrics: metrics,
                                logger: dependencies.logger)
+    let triage = TriageService(store: store, configuration: configuration.triage, wake: triageWake, outboxWake: wake,
+                               metrics: metrics, logger: dependencies.logger)
     let onListening = dependencies.onListening
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port),
                              serverName: "switchboard"),
-        services: [outbox],
+        services: [outbox, triage],
         onServerRunning: { channel in
             readiness.markListening(true)
             await onListening(channel.localAddress)

@@ -15,6 +15,8 @@ public struct ConversationSummary: Sendable, Equatable, Codable {
     public var id: String
     public var status: ConversationStatus
     public var priority: Priority
+    public var intent: String?
+    public var language: String?
     public var channel: Channel
     public var assigneeID: String?
     public var teamID: String?
@@ -46,6 +48,37 @@ public struct MessageView: Sendable, Equatable {
     public var deliveryStatus: DeliveryStatus?
     public var failureReason: String?
     public var attachments: [AttachmentView] = []
+    public var triage: TriageRecord?
+}
+
+/// A message's triage as stored: labels and the evidence (JSON) behind them.
+public struct TriageRecord: Sendable, Equatable {
+    public var intent: String
+    public var urgency: String
+    public var language: String
+    public var evidenceJSON: String
+
+    public init(intent: String, urgency: String, language: String, evidenceJSON: String) {
+        self.intent = intent
+        self.urgency = urgency
+        self.language = language
+        self.evidenceJSON = evidenceJSON
+    }
+}
+
+/// An inbound message waiting for triage.
+public struct UntriagedMessage: Sendable, Equatable {
+    public var messageID: String
+    public var conversationID: String
+    public var channel: Channel
+    public var text: String
+}
+
+/// What triage did to a conversation.
+public struct TriageOutcome: Sendable, Equatable {
+    public var priorityRaised: Bool
+    public var safetyReplyQueued: Bool
+    public var teamAssigned: Bool
 }
 
 public struct AttachmentView: Sendable, Equatable {

@@ -16,6 +16,9 @@ enum Schema {
         migrator.registerMigration("2026-11-29-sms") { db in
             try db.execute(sql: sms)
         }
+        migrator.registerMigration("2026-11-29-triage") { db in
+            try db.execute(sql: triage)
+        }
         return migrator
     }
 
@@ -199,5 +202,18 @@ enum Schema {
         CREATE INDEX sms_consent_events_by_phone ON sms_consent_events(phone, at);
 
         ALTER TABLE outbox ADD COLUMN purpose TEXT NOT NULL DEFAULT 'reply' CHECK (purpose IN ('reply','compliance'));
+        """
+
+    /// Triage results on each inbound message (the conversation keeps the latest intent and
+    /// language, and its priority only rises), and safety replies as an outbox purpose.
+    private static let triage = """
+        ALTER TABLE messages ADD COLUMN triage_intent TEXT CHECK (triage_intent IN ('appointment_new','appointment_change',
+            'billing','prescription_refill','test_results','medical_records','clinical_question','portal_technical',
+            'complaint','general_info'));
+        ALTER TABLE messages ADD COLUMN triage_urgency TEXT CHECK (triage_urgency IN ('emergency','urgent','routine'));
+        ALTER TABLE messages ADD COLUMN triage_language TEXT;
+        ALTER TABLE messages ADD COLUMN triage_evidence TEXT;
+        ALTER TABLE messages ADD COLUMN triaged_at INTEGER;
+        CREATE INDEX messages_untriaged ON messages(created_at) WHERE direction = 'inbound' AND triaged_at IS NULL;
         """
 }

@@ -8,7 +8,7 @@ import SwitchboardCore
 /// does not exist (`StoreError.notFound`).
 extension SwitchboardStore {
     private static let conversationColumns = """
-        c.id, c.status, c.priority, c.channel, c.assignee_id, c.team_id, c.contact_id, c.created_at, c.updated_at, c.last_message_at
+        c.id, c.status, c.priority, c.intent, c.language, c.channel, c.assignee_id, c.team_id, c.contact_id, c.created_at, c.updated_at, c.last_message_at
         """
 
     private static let visibleTo = "(? OR c.assignee_id IS NULL OR c.assignee_id = ?)"
@@ -66,14 +66,19 @@ extension SwitchboardStore {
                     AttachmentView(url: row["url"], contentType: row["content_type"], filename: row["filename"], sizeBytes: row["size_bytes"]))
             }
             let messages = try Row.fetchAll(db, sql: """
-                SELECT id, direction, sender_agent_id, channel, body_text, sent_at, created_at, delivery_status, failure_reason
+                SELECT id, direction, sender_agent_id, channel, body_text, sent_at, created_at, delivery_status, failure_reason,
+                       triage_intent, triage_urgency, triage_language, triage_evidence
                 FROM messages WHERE conversation_id = ? ORDER BY created_at, rowid
                 """, arguments: [id]).map { row in
                 MessageView(id: row["id"], direction: MessageDirection(rawValue: row["direction"]) ?? .inbound,
                             senderAgentID: row["sender_agent_id"], channel: Channel(rawValue: row["channel"]) ?? .portal,
                             text: row["body_text"], sentAt: row["sent_at"], createdAt: row["created_at"],
                             deliveryStatus: (row["delivery_status"] as String?).flatMap(DeliveryStatus.init(rawValue:)),
-                            failureReason: row["failure_reason"], attachments: attachments[row["id"]] ?? [])
+                            failureReason: row["failure_reason"], attachments: attachments[row["id"]] ?? [],
+                            triage: (row["triage_intent"] as String?).map { intent in
+                                TriageRecord(intent: intent, urgency: row["triage_urgency"] ?? "routine",
+                                             language: row["triage_language"] ?? "en", evidenceJSON: row["triage_evidence"] ?? "{}")
+                            })
             }
             var smsNumber: String?
             if conversation.channel == .sms {
@@ -180,6 +185,7 @@ extension SwitchboardStore {
             id: row["id"],
             status: ConversationStatus(rawValue: row["status"]) ?? .open,
             priority: Priority(rawValue: row["priority"]) ?? .normal,
+            intent: row["intent"], language: row["language"],
             channel: Channel(rawValue: row["channel"]) ?? .portal,
             assigneeID: row["assignee_id"], teamID: row["team_id"], contactID: row["contact_id"],
             createdAt: row["created_at"], updatedAt: row["updated_at"], lastMessageAt: row["last_message_at"])

@@ -51,3 +51,27 @@ public struct TriageResult: Sendable, Equatable {
     /// Why the urgency is what it is, in words.
     public var urgencyReason: String
 }
+
+extension TriageResult {
+    /// The labels, confidences and evidence as JSON-ready values (the command line's output).
+    public var jsonObject: [String: Any] {
+        ["intent": intent.rawValue, "urgency": urgency.rawValue, "language": language.rawValue,
+         "confidence": confidenceObject, "evidence": evidenceObject]
+    }
+
+    /// Each label set's probabilities, rounded to three places.
+    public var confidenceObject: [String: Any] {
+        func rounded<L: RawRepresentable>(_ values: [L: Double]) -> [String: Double] where L.RawValue == String {
+            Dictionary(uniqueKeysWithValues: values.map { ($0.key.rawValue, ($0.value * 1000).rounded() / 1000) })
+        }
+        return ["intent": rounded(intentConfidence), "urgency": rounded(urgencyConfidence),
+                "language": (languageConfidence * 1000).rounded() / 1000]
+    }
+
+    /// Why: the red flags that fired and those set aside, the strongest learned terms.
+    public var evidenceObject: [String: Any] {
+        ["intent_terms": intentTerms, "urgency_terms": urgencyTerms, "urgency_reason": urgencyReason,
+         "red_flags": redFlags.map { ["rule": $0.rule, "phrase": $0.phrase] },
+         "set_aside": suppressedRedFlags.map { ["rule": $0.rule, "phrase": $0.phrase, "because": $0.setAsideBecause ?? ""] }]
+    }
+}

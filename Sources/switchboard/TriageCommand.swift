@@ -129,6 +129,7 @@ struct CrossValidate: AsyncParsableCommand {
     @Option(help: "Number of folds.") var folds = 5
     @Option(help: "Learned emergency threshold to try.") var emergencyThreshold = 0.35
     @Option(help: "Learned urgent threshold to try.") var urgentThreshold = 0.45
+    @Flag(help: "List the emergencies missed and the false alarms.") var errors = false
 
     func run() async throws {
         let corpus = TriageClassifier.embeddedCorpus()
@@ -142,6 +143,10 @@ struct CrossValidate: AsyncParsableCommand {
                 let result = classifier.classify(channel: message.channel, subject: message.subject, text: message.text)
                 if let intent = message.intent { intents.append((intent.rawValue, result.intent.rawValue)) }
                 if let urgency = message.urgency { urgencies.append((urgency.rawValue, result.urgency.rawValue)) }
+                if errors, (message.urgency == .emergency) != (result.urgency == .emergency) {
+                    let text = message.text.replacingOccurrences(of: "\n", with: " ").prefix(140)
+                    print("\(message.urgency == .emergency ? "MISSED" : "FALSE ") \(message.id ?? "-") [\(result.urgencyReason)] \(text)")
+                }
             }
         }
         let intentEvaluation = Evaluation(pairs: intents)
@@ -185,23 +190,5 @@ struct Evaluation {
                          + counts.map { String($0).padding(toLength: 9, withPad: " ", startingAt: 0) }.joined())
         }
         return lines.joined(separator: "\n")
-    }
-}
-
-extension TriageResult {
-    var jsonObject: [String: Any] {
-        [
-            "intent": intent.rawValue, "urgency": urgency.rawValue, "language": language.rawValue,
-            "confidence": [
-                "intent": Dictionary(uniqueKeysWithValues: intentConfidence.map { ($0.key.rawValue, ($0.value * 1000).rounded() / 1000) }),
-                "urgency": Dictionary(uniqueKeysWithValues: urgencyConfidence.map { ($0.key.rawValue, ($0.value * 1000).rounded() / 1000) }),
-                "language": (languageConfidence * 1000).rounded() / 1000,
-            ],
-            "evidence": [
-                "intent_terms": intentTerms, "urgency_terms": urgencyTerms, "urgency_reason": urgencyReason,
-                "red_flags": redFlags.map { ["rule": $0.rule, "phrase": $0.phrase] },
-                "set_aside": suppressedRedFlags.map { ["rule": $0.rule, "phrase": $0.phrase, "because": $0.setAsideBecause ?? ""] },
-            ],
-        ]
     }
 }

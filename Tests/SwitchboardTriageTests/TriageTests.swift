@@ -126,6 +126,8 @@ import Testing
             }
         }
         let embedded = TriageClassifier.embeddedCorpus().map { $0.id ?? "" }
-        #expect(ids == embedded, "Sources/SwitchboardTriage/Corpus.generated.swift is stale: run python3 triage/build_corpus.py")
+        let firstDifference = zip(ids, embedded).first { $0 != $1 }.map { "\($0.0) vs \($0.1)" } ?? "none"
+        #expect(ids.count == embedded.count && ids == embedded,
+                "Corpus.generated.swift is stale (\(ids.count) in files, \(embedded.count) embedded, first difference \(firstDifference)): run python3 triage/build_corpus.py")
     }
 }

@@ -1,0 +1,101 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SwitchboardConfig
+import SwitchboardCore
+import SwitchboardStore
+import SwitchboardTriage
+
+/// Classifies every inbound message after it is stored, and applies the result.
+///
+/// Triage runs after the commit, not before the acknowledgement: a channel's 2xx never waits
+/// for classification, and a message stored while the daemon was down is triaged when it
+/// comes back (the store keeps "not triaged yet" as a state). New messages wake the loop at
+/// once; an emergency's safety reply is queued in the same transaction that records it, and
+/// the outbox is woken to send it.
+///
+/// The classifier is trained here, when the service starts (from the corpus in the binary),
+/// so the listener is up and acknowledging while it trains.
+public struct TriageService: Service, CustomStringConvertible {
+    let store: SwitchboardStore
+    let configuration: SwitchboardConfiguration.Triage
+    let wake: WakeSignal
+    let outboxWake: WakeSignal
+    let metrics: SwitchboardMetrics
+    let logger: Logger
+
+    public var description: String { "TriageService" }
+
+    public func run() async throws {
+        guard configuration.enabled else {
+            logger.notice("triage disabled", metadata: ["key": "triage.enabled"])
+            // A service that returns ends the whole group: idle until shutdown instead.
+            try? await gracefulShutdown()
+            return
+        }
+        let started = ContinuousClock.now
+        let classifier = TriageClassifier(corpus: TriageClassifier.embeddedCorpus(),
+                                          emergencyThreshold: configuration.emergencyThreshold)
+        logger.info("triage classifier trained", metadata: [
+            "corpus.messages": "\(classifier.trainingSize)", "duration": "\(ContinuousClock.now - started)",
+        ])
+        await withGracefulShutdownHandler {
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                var batch: [UntriagedMessage] = []
+                do {
+                    batch = try await store.untriagedMessages(limit: 50)
+                } catch {
+                    logger.error("triage query failed", metadata: ["error.type": "\(type(of: error))"])
+                }
+                for message in batch {
+                    await triage(message, classifier: classifier)
+                }
+                if batch.count < 50 { await wake.wait(timeout: .seconds(5)) }
+            }
+        } onGracefulShutdown: {
+            wake.signal()
+        }
+    }
+
+    private func triage(_ message: UntriagedMessage, classifier: TriageClassifier) async {
+        let result = classifier.classify(channel: message.channel == .chat ? "webchat" : message.channel.rawValue,
+                                         subject: nil, text: message.text)
+        let record = TriageRecord(intent: result.intent.rawValue, urgency: result.urgency.rawValue,
+                                  language: result.language.rawValue, evidenceJSON: Self.evidenceJSON(result))
+        let emergency = result.urgency == .emergency
+        let safetyReply = result.language == .es ? configuration.safetyReplySpanish : configuration.safetyReply
+        var logger = logger
+        logger[metadataKey: "conversation.id"] = "\(message.conversationID)"
+        logger[metadataKey: "message.id"] = "\(message.messageID)"
+        do {
+            let outcome = try await store.recordTriage(
+                messageID: message.messageID, conversationID: message.conversationID, triage: record,
+                safetyReply: emergency ? safetyReply : nil, emergencyTeam: emergency ? configuration.emergencyTeam : nil)
+            metrics.triaged(urgency: result.urgency.rawValue, intent: result.intent.rawValue)
+            if emergency {
+                // Rule ids and labels only: never the phrase that matched (it is the patient's text).
+                logger.warning("emergency message triaged", metadata: [
+                    "triage.rules": "\(result.redFlags.map(\.rule).joined(separator: ","))",
+                    "triage.safety_reply": "\(outcome.safetyReplyQueued)",
+                ])
+                if outcome.safetyReplyQueued { outboxWake.signal() }
+            } else {
+                logger.debug("message triaged", metadata: [
+                    "triage.intent": "\(result.intent.rawValue)", "triage.urgency": "\(result.urgency.rawValue)",
+                ])
+            }
+        } catch {
+            metrics.storeFailure()
+            logger.error("triage not recorded", metadata: ["error.type": "\(type(of: error))"])
+        }
+    }
+
+    /// Confidences, rules and terms, as stored with the message (the store holds PHI; logs
+    /// never get this).
+    static func evidenceJSON(_ result: TriageResult) -> String {
+        var object = result.evidenceObject
+        object["confidence"] = result.confidenceObject
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
