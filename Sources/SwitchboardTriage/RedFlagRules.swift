@@ -20,6 +20,9 @@ public struct RedFlagRule: Sendable {
     let idioms: [Pattern]
     /// When not empty, one of these words must appear somewhere in the message too.
     let requiresAnyWord: Set<String>
+    /// Whether the rule's own phrases contain negations ("can't breathe", "no puede
+    /// respirar", "won't stop"), so a negation inside a match is not a denial.
+    var negationIsPartOfPhrase: Bool { !phrases.allSatisfy { $0.negationFree } }
 
     init(_ id: String, _ meaning: String, _ phrases: [String], idioms: [String] = [], requiresAnyWord: Set<String> = []) {
         self.id = id
@@ -36,15 +39,20 @@ public struct RedFlagRule: Sendable {
             "pain|pressure|tightness|squeezing ~ in ~ chest",
             "crushing|squeezing pain|chest",
             "heart attack",
-        ], idioms: ["heart attack when|at|over|seeing|looking|reading|because", "gave|give|giving ~ heart attack"]),
+        ], idioms: ["heart attack when|at|over|seeing|looking|reading|because|hearing", "gave|give|giving ~ heart attack",
+                    "nearly|almost|practically ~ heart attack"]),
         RedFlagRule("en.stroke", "stroke signs: face drooping, slurred speech, one-sided weakness", [
             "face|mouth|smile ~ droop*|dropped|crooked|lopsided|uneven",
             "slur*",
             "cant|cannot|couldnt|unable ~ move|feel|lift|raise ~ arm|leg|side|face|hand",
             "numb*|weak*|paraly* ~ one|left|right side",
             "one side ~ numb*|weak*|paraly*|droop*",
+            "arm and leg ~ weak*|numb*|heavy|gone|dead",
+            "dragging ~ foot|leg",
+            "vision ~ suddenly|went ~ double|black|dark",
+            "suddenly ~ double vision",
             "stroke|strokes",
-        ], idioms: ["stroke of luck|genius", "heat stroke"]),
+        ], idioms: ["stroke of luck|genius", "heat stroke", "wallet|bank|account|budget ~ stroke"]),
         RedFlagRule("en.breathing", "trouble breathing", [
             "cant|cannot|couldnt|unable ~ breathe|breath|breathing",
             "trouble|difficulty|struggling|hard|hardly|labored ~ breathing|breathe|breath",
@@ -53,11 +61,15 @@ public struct RedFlagRule: Sendable {
             "lips|face|skin ~ blue|purple|grey|gray",
             "turning blue",
             "choking",
-        ], idioms: ["breathe easy|easier", "breathing down"]),
+            "cant|cannot|barely|hardly ~ get ~ air",
+            "few words at a time",
+            "cant|cannot|barely ~ talk|speak ~ breath|breathe|air|wheez*",
+        ], idioms: ["breathe easy|easier", "breathing down", "choking hazard|hazards"]),
         RedFlagRule("en.bleeding", "severe or uncontrolled bleeding, or blood coughed or vomited", [
             "bleeding|blood|bleed ~ wont|doesnt|not|cant|cannot ~ stop|stopping",
             "heavy|severe|uncontrolled|massive|profuse|lots ~ bleeding",
-            "lot|lots|pool of blood",
+            "lot|lots|pool of ~ blood",
+            "black|tarry ~ stool|stools|poop|tarry",
             "blood everywhere",
             "soaked|soaking ~ pad|pads|towel|towels|bandage|bandages|through",
             "coughing|vomiting|throwing|puking|spitting ~ blood",
@@ -74,6 +86,7 @@ public struct RedFlagRule: Sendable {
             "no reason to live",
             "hurt|hurting|cut|cutting|harm|harming|burn|burning ~ myself|herself|himself",
             "self harm",
+            "use|using ~ on myself",
         ], idioms: ["kill|killing ~ time|pain|bugs|germs", "take|taking ~ life ~ back|easy", "dying to"]),
         RedFlagRule("en.overdose", "overdose or swallowed medication or poison", [
             "overdos*",
@@ -81,22 +94,21 @@ public struct RedFlagRule: Sendable {
             "took|taken|swallowed|ate|drank ~ whole|handful|bottle",
             "took|taken|swallowed ~ all ~ pills|tablets|meds|medication|medicine",
             "swallowed|ate|drank|chewed ~ pills|pill|tablets|meds|medication|medicine|bleach|detergent|pod|pods|poison|battery",
-            "got into ~ pills|meds|medication|medicine|bleach|detergent|cleaner|poison",
+            "got into ~ pill|pills|pillbox|meds|medication|medicine|bleach|detergent|cleaner|poison",
             "poison*",
         ], idioms: ["took|take ~ too much ~ time|long|money"]),
         RedFlagRule("en.anaphylaxis", "anaphylaxis: throat, tongue or lips swelling", [
             "throat ~ closing|swelling|swollen|tight|tightening|closed|closes",
-            "tongue|lips|lip ~ swell*|swollen|puff*",
+            "tongue|lips|lip|mouth ~ swell*|swollen|puff*|big|huge",
             "anaphyla*",
-            "epipen",
-            "epi pen",
+            "used|use|gave|give|injected|needed ~ epipen|epi",
         ]),
         RedFlagRule("en.unresponsive", "unresponsive, unconscious or collapsed", [
             "unresponsive|unconscious|collapsed",
-            "passed|blacked out",
+            "passed|blacked|black|blacking out",
             "wont|not|cant|cannot|doesnt ~ wake",
             "not responding",
-        ]),
+        ], idioms: ["from|of boredom"]),
         RedFlagRule("en.seizure", "a seizure now", [
             "having|had ~ seizure",
             "seizure|seizures ~ wont|not|still|minutes|keeps|stop",
@@ -111,7 +123,8 @@ public struct RedFlagRule: Sendable {
             "aprieta|duele|oprime ~ pecho",
             "infarto",
             "ataque ~ corazon",
-        ], idioms: ["casi|va ~ dar|da|dio ~ infarto", "infarto ~ cuando|con|al|factura|cuenta|precio"]),
+        ], idioms: ["casi|va ~ dar|da|dio ~ infarto", "infarto ~ cuando|con|al|factura|cuenta|precio|nervios",
+                    "borde ~ infarto"]),
         RedFlagRule("es.stroke", "signos de derrame: cara caída, habla arrastrada, debilidad de un lado", [
             "cara|boca ~ caida|torcida|chueca|dormida|colgada",
             "cayo ~ cara|boca",
@@ -132,7 +145,9 @@ public struct RedFlagRule: Sendable {
         RedFlagRule("es.bleeding", "sangrado grave o que no para", [
             "sangr* ~ no para|deja|cesa",
             "sangr* ~ no se detiene|corta",
-            "no para|deja ~ sangrar",
+            "no para|deja ~ sangr*",
+            "a chorros",
+            "empap* ~ toalla*|gasa*|sabana*",
             "mucha|mucho ~ sangre|sangrado",
             "hemorragia",
             "vomit*|tos*|escup* ~ sangre",
@@ -179,16 +194,29 @@ public struct RedFlagRule: Sendable {
         "havent", "hasnt", "hadnt", "nor", "sin", "nunca", "ni", "tampoco", "ningun", "ninguna", "jamas", "niega",
     ]
 
+    /// Words right after a match that make it the name of a service or a document, not a
+    /// symptom ("chest pain clinic", "stroke follow-up", "EpiPen prescription").
+    static let administrative: Set<String> = [
+        "clinic", "follow", "followup", "rehab", "unit", "department", "plan", "prevention", "training", "kit", "kits",
+        "line", "hotline", "class", "screening", "support", "group", "program", "awareness", "risk", "specialist",
+        "referral", "prescription", "rx", "refill", "expired", "education", "clinica", "unidad", "seguimiento",
+    ]
+
+    /// Jokes are not emergencies ("my wallet is having a stroke lol").
+    static let humour: Set<String> = ["lol", "haha", "hahaha", "jaja", "jajaja", "lmao", "jk", "broma", "bromeando", "jeje"]
+
     /// Clause markers that a match is past history, not now.
     static let history: [Pattern] = [
-        "last year|month|summer|winter|spring|fall", "years|months|weeks ago", "history of", "back in",
-        "in 19*|20*", "previous|prior",
+        "last year|yr|month|summer|winter|spring|fall|week|wk", "years|yrs|months|mos|weeks|wks ago", "history of", "back in",
+        "in 19*|20*", "previous|prior", "when i was", "thought i|he|she|it ~ was|had",
         "ano|mes pasado", "hace ~ anos|meses|semanas", "antecedente*", "en 19*|20*",
     ].map(Pattern.init)
 
     /// Clause markers of a question about warning signs, not a report of them.
     static let informational: [Pattern] = [
         "signs|symptoms|warning|sign|symptom of", "what is|are|does", "how do|can ~ know|tell", "is it normal",
+        "if someone|somebody|anyone|ever", "number for", "do you do|offer|have", "whats|what the",
+        "si alguien", "solo pa|para saber",
         "sintomas|senales|signos|sintoma de", "que es|son", "cuales son", "como ~ saber",
     ].map(Pattern.init)
 
@@ -208,6 +236,14 @@ struct Pattern: Sendable {
 
     let slots: [Slot]
     let source: String
+
+    /// True when no word of the pattern is a negation.
+    var negationFree: Bool {
+        slots.allSatisfy { slot in
+            if case .words(let words, _) = slot { return words.isDisjoint(with: RedFlagRule.negations) }
+            return true
+        }
+    }
 
     init(_ source: String) {
         self.source = source
@@ -284,8 +320,23 @@ extension RedFlagRule {
     }
 
     private static func setAsideReason(rule: RedFlagRule, clause: [String], start: Int, end: Int) -> String? {
-        for index in max(0, start - 3)..<start where negations.contains(clause[index]) {
-            return "negated by \"\(clause[index])\""
+        // A negation shortly before ("no chest pain"), further back across a list joined by
+        // "or" ("no fever or chest pain"), or inside the match ("neck not stiff").
+        for index in stride(from: start - 1, through: max(0, start - 7), by: -1) where negations.contains(clause[index]) {
+            let between = clause[(index + 1)..<start]
+            let followedByDoubt = index + 1 < clause.count && ["sure", "se", "idea"].contains(clause[index + 1])
+            if !followedByDoubt && (start - index <= 4 || between.contains { ["or", "nor", "o", "ni"].contains($0) }) {
+                return "negated by \"\(clause[index])\""
+            }
+        }
+        if let negation = clause[start..<end].first(where: { negations.contains($0) && !rule.negationIsPartOfPhrase }) {
+            return "negated by \"\(negation)\" within the phrase"
+        }
+        if end < clause.count, administrative.contains(clause[end]) {
+            return "names a service or document (\"\(clause[end])\")"
+        }
+        if let joke = clause.first(where: { humour.contains($0) }) {
+            return "said as a joke (\"\(joke)\")"
         }
         for idiom in rule.idioms where !idiom.matches(clause).isEmpty {
             return "idiom \"\(idiom.source)\""
