@@ -41,6 +41,9 @@ let package = Package(
         // Optimised even in debug builds: the daemon trains it at start, and unoptimised
         // string handling made that take seconds per start (and the black-box suite minutes).
         .target(name: "SwitchboardTriage", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        // The operator's rules file: conditions on triaged messages → team, skills, priority,
+        // tags, auto-replies, knowledge-base answers; business hours. Pure; reloadable.
+        .target(name: "SwitchboardRules", dependencies: [.product(name: "Yams", package: "Yams")]),
         // The one configuration surface: file (YAML) < environment, secrets from files.
         .target(
             name: "SwitchboardConfig",
@@ -63,18 +66,19 @@ let package = Package(
         .target(
             name: "SwitchboardServer",
             dependencies: [
-                "SwitchboardCore", "SwitchboardConfig", "SwitchboardStore", "SwitchboardSMS", "SwitchboardTriage",
+                "SwitchboardCore", "SwitchboardConfig", "SwitchboardStore", "SwitchboardSMS", "SwitchboardTriage", "SwitchboardRules",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
             name: "switchboardd",
             dependencies: [
-                "SwitchboardServer", "SwitchboardConfig", "SwitchboardCore", "SwitchboardStore",
+                "SwitchboardServer", "SwitchboardConfig", "SwitchboardCore", "SwitchboardStore", "SwitchboardRules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -92,6 +96,7 @@ let package = Package(
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SwitchboardSMSTests", dependencies: ["SwitchboardSMS"]),
         .testTarget(name: "SwitchboardTriageTests", dependencies: ["SwitchboardTriage"]),
+        .testTarget(name: "SwitchboardRulesTests", dependencies: ["SwitchboardRules"]),
         .testTarget(name: "SwitchboardStoreTests", dependencies: ["SwitchboardStore", "SwitchboardCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "SwitchboardServerTests",

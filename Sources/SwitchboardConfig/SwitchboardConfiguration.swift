@@ -112,6 +112,7 @@ public struct SwitchboardConfiguration: Sendable {
         public var safetyReplySpanish = "Si es una emergencia, llame al 911. Si es una crisis de salud mental, llame o envíe un mensaje al 988."
         public var emergencyTeam = "clinical"
         public var emergencyThreshold = 0.35
+        public var rulesFile: String?
     }
 
     public var http = HTTP()
@@ -258,6 +259,7 @@ public struct SwitchboardConfiguration: Sendable {
         Key("triage.safety_reply", Triage().safetyReply) { config, value in config.triage.safetyReply = value },
         Key("triage.safety_reply_es", Triage().safetyReplySpanish) { config, value in config.triage.safetyReplySpanish = value },
         Key("triage.emergency_team", "clinical") { config, value in config.triage.emergencyTeam = value },
+        Key("triage.rules_file", "") { config, value in config.triage.rulesFile = value.isEmpty ? nil : value },
         Key("triage.emergency_threshold", "0.35") { config, value in
             guard let threshold = Double(value), (0.01...1).contains(threshold) else {
                 throw Problem(key: "triage.emergency_threshold", reason: "must be a number between 0.01 and 1")

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import Synchronization
 import SwitchboardConfig
 import SwitchboardCore
+import SwitchboardRules
 import SwitchboardStore
 
 // SwitchboardServer — the daemon's parts assembled: HTTP routes (channels' webhooks, the
@@ -38,6 +39,8 @@ public struct SwitchboardDependencies: Sendable {
     /// Where `/metrics` reads from; nil serves an empty exposition (tests).
     public var prometheus: PrometheusCollectorRegistry?
     public var readiness = Readiness()
+    /// The rules in force (loaded by the caller, reloaded on SIGHUP).
+    public var rules = RulesHolder(.empty)
     public var onListening: @Sendable (SocketAddress?) async -> Void = { _ in }
 
     public init(configuration: SwitchboardConfiguration, store: SwitchboardStore, logger: Logger,
@@ -98,13 +101,14 @@ public func buildApplication(_ dependencies: SwitchboardDependencies) -> some Ap
     let outbox = OutboxService(store: store, configuration: configuration, wake: wake, metrics: metrics,
                                logger: dependencies.logger)
     let triage = TriageService(store: store, configuration: configuration.triage, wake: triageWake, outboxWake: wake,
-                               metrics: metrics, logger: dependencies.logger)
+                               metrics: metrics, logger: dependencies.logger, rules: dependencies.rules)
+    let reloader = RulesReloadService(path: configuration.triage.rulesFile, holder: dependencies.rules, logger: dependencies.logger)
     let onListening = dependencies.onListening
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port),
                              serverName: "switchboard"),
-        services: [outbox, triage],
+        services: [outbox, triage, reloader],
         onServerRunning: { channel in
             readiness.markListening(true)
             await onListening(channel.localAddress)

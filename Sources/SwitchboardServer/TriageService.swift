@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import SwitchboardConfig
 import SwitchboardCore
+import SwitchboardRules
 import SwitchboardStore
 import SwitchboardTriage
 
@@ -23,6 +24,7 @@ public struct TriageService: Service, CustomStringConvertible {
     let outboxWake: WakeSignal
     let metrics: SwitchboardMetrics
     let logger: Logger
+    let rules: RulesHolder
 
     public var description: String { "TriageService" }
 
@@ -63,6 +65,11 @@ public struct TriageService: Service, CustomStringConvertible {
         let record = TriageRecord(intent: result.intent.rawValue, urgency: result.urgency.rawValue,
                                   language: result.language.rawValue, evidenceJSON: Self.evidenceJSON(result))
         let emergency = result.urgency == .emergency
+        let decided = rules.rules.evaluate(RuleInput(
+            channel: message.channel.rawValue, intent: result.intent.rawValue, urgency: result.urgency.rawValue,
+            language: result.language.rawValue, text: message.text, contactIdentities: message.contactIdentityKinds, now: Date()))
+        let effects = RuleEffects(team: decided.team, skills: decided.skills, priority: decided.priority.flatMap(Priority.init(rawValue:)),
+                                  tags: decided.tags, replies: [decided.autoReply, decided.knowledgeBaseAnswer].compactMap { $0 })
         let safetyReply = result.language == .es ? configuration.safetyReplySpanish : configuration.safetyReply
         var logger = logger
         logger[metadataKey: "conversation.id"] = "\(message.conversationID)"
@@ -70,7 +77,8 @@ public struct TriageService: Service, CustomStringConvertible {
         do {
             let outcome = try await store.recordTriage(
                 messageID: message.messageID, conversationID: message.conversationID, triage: record,
-                safetyReply: emergency ? safetyReply : nil, emergencyTeam: emergency ? configuration.emergencyTeam : nil)
+                safetyReply: emergency ? safetyReply : nil, emergencyTeam: emergency ? configuration.emergencyTeam : nil,
+                rules: effects)
             metrics.triaged(urgency: result.urgency.rawValue, intent: result.intent.rawValue)
             if emergency {
                 // Rule ids and labels only: never the phrase that matched (it is the patient's text).
@@ -78,12 +86,13 @@ public struct TriageService: Service, CustomStringConvertible {
                     "triage.rules": "\(result.redFlags.map(\.rule).joined(separator: ","))",
                     "triage.safety_reply": "\(outcome.safetyReplyQueued)",
                 ])
-                if outcome.safetyReplyQueued { outboxWake.signal() }
             } else {
                 logger.debug("message triaged", metadata: [
                     "triage.intent": "\(result.intent.rawValue)", "triage.urgency": "\(result.urgency.rawValue)",
+                    "rules.matched": "\(decided.matchedRules.joined(separator: ","))",
                 ])
             }
+            if outcome.safetyReplyQueued || outcome.repliesQueued > 0 { outboxWake.signal() }
         } catch {
             metrics.storeFailure()
             logger.error("triage not recorded", metadata: ["error.type": "\(type(of: error))"])

@@ -72,6 +72,28 @@ public struct UntriagedMessage: Sendable, Equatable {
     public var conversationID: String
     public var channel: Channel
     public var text: String
+    /// The kinds of identity the contact has ("email", "phone", …), for rules.
+    public var contactIdentityKinds: Set<String>
+}
+
+/// What the operator's rules decided for one message.
+public struct RuleEffects: Sendable, Equatable {
+    public var team: String?
+    public var skills: [String] = []
+    public var priority: Priority?
+    public var tags: [String] = []
+    /// Texts to send the patient (an auto-reply, a knowledge-base answer), in order.
+    public var replies: [String] = []
+
+    public init(team: String? = nil, skills: [String] = [], priority: Priority? = nil, tags: [String] = [], replies: [String] = []) {
+        self.team = team
+        self.skills = skills
+        self.priority = priority
+        self.tags = tags
+        self.replies = replies
+    }
+
+    public static let none = RuleEffects()
 }
 
 /// What triage did to a conversation.
@@ -79,6 +101,7 @@ public struct TriageOutcome: Sendable, Equatable {
     public var priorityRaised: Bool
     public var safetyReplyQueued: Bool
     public var teamAssigned: Bool
+    public var repliesQueued = 0
 }
 
 public struct AttachmentView: Sendable, Equatable {

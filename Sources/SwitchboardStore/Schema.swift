@@ -19,6 +19,9 @@ enum Schema {
         migrator.registerMigration("2026-11-29-triage") { db in
             try db.execute(sql: triage)
         }
+        migrator.registerMigration("2026-11-29-rules") { db in
+            try db.execute(sql: rules)
+        }
         return migrator
     }
 
@@ -215,5 +218,16 @@ enum Schema {
         ALTER TABLE messages ADD COLUMN triage_evidence TEXT;
         ALTER TABLE messages ADD COLUMN triaged_at INTEGER;
         CREATE INDEX messages_untriaged ON messages(created_at) WHERE direction = 'inbound' AND triaged_at IS NULL;
+        """
+
+    /// What the operator's rules set: the skills a conversation needs, and its tags.
+    private static let rules = """
+        ALTER TABLE conversations ADD COLUMN required_skills TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(required_skills));
+        CREATE TABLE conversation_tags (
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            tag             TEXT NOT NULL CHECK (length(tag) BETWEEN 1 AND 64),
+            created_at      INTEGER NOT NULL,
+            PRIMARY KEY (conversation_id, tag)
+        ) WITHOUT ROWID;
         """
 }

@@ -6,6 +6,7 @@ import Metrics
 import Prometheus
 import SwitchboardConfig
 import SwitchboardCore
+import SwitchboardRules
 import SwitchboardServer
 import SwitchboardStore
 
@@ -39,6 +40,15 @@ struct SwitchboardDaemon: AsyncParsableCommand {
             FileHandle.standardError.write(Data("switchboardd: configuration error: \(problem)\n".utf8))
             throw ExitCode(78)
         }
+        var rules = RuleSet.empty
+        if let path = settings.triage.rulesFile {
+            do {
+                rules = try RulesHolder.load(path: path)
+            } catch let error as RulesError {
+                FileHandle.standardError.write(Data("switchboardd: configuration error: triage.rules_file: \(error)\n".utf8))
+                throw ExitCode(78)
+            }
+        }
         if checkConfig {
             print("switchboardd: configuration ok")
             return
@@ -68,6 +78,7 @@ struct SwitchboardDaemon: AsyncParsableCommand {
         }
 
         var dependencies = SwitchboardDependencies(configuration: settings, store: store, logger: logger, prometheus: registry)
+        dependencies.rules = RulesHolder(rules)
         let listeningLogger = logger
         dependencies.onListening = { address in
             let where_ = address.map { "http://\($0.ipAddress ?? settings.http.host):\($0.port ?? settings.http.port)" }
