@@ -53,6 +53,7 @@ def test_rules_set_team_priority_and_answer_from_knowledge_base(make_daemon, rec
     billing = _triaged(api, r.json()["conversation_id"])
     assert billing["conversation"]["intent"] == "billing"
     assert billing["conversation"]["priority"] == "urgent" and billing["conversation"]["team_id"]
+    assert billing["tags"] == ["money"]
 
     r = d.webhook(h.portal_event(thread_id="T-KB", text="Where can I park when I come to the clinic? Is there a garage?"))
     assert r.status_code == 202
@@ -94,3 +95,16 @@ def test_bad_rules_file_refuses_to_start(tmp_path):
     cp = h.check_config(cfg)
     assert cp.returncode == 78, cp
     assert f"{path}:3" in cp.stderr and "unknown key 'colour'" in cp.stderr
+
+
+def test_talk_to_a_person_is_tagged_for_handover_without_bot_reply(make_daemon, receiver, tmp_path):
+    d, _, api = _start(make_daemon, receiver, tmp_path, RULES_V1)
+    r = d.webhook(h.portal_event(patient_id="P-HO", thread_id="T-HO", text="Is there a parking garage near the clinic?"))
+    cid = r.json()["conversation_id"]
+    _triaged(api, cid)
+    wait_until(lambda: [x for x in receiver.accepted() if x.json and "Elm Street" in x.json["message"]["text"]], 30, 0.1, "kb")
+    r = d.webhook(h.portal_event(patient_id="P-HO", thread_id="T-HO", text="talk to a person please"))
+    assert r.json()["conversation_id"] == cid
+    wait_until(lambda: "handover" in api.get(f"/conversations/{cid}").json()["tags"], 30, 0.2, "handover tag")
+    time.sleep(0.5)
+    assert len([x for x in receiver.accepted() if x.json and x.json.get("thread_id") == "T-HO"]) == 1

@@ -155,3 +155,20 @@ struct NSRegularExpressionBox: @unchecked Sendable {
         expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
     }
 }
+
+extension RuleSet {
+    /// "Talk to a person": a short reply asking for a human after an automatic answer. The
+    /// conversation is tagged `handover` and no automatic reply is sent.
+    public static func isHandoverRequest(_ text: String) -> Bool {
+        let folded = text.lowercased().folding(options: [.diacriticInsensitive], locale: nil)
+            .trimmingCharacters(in: .whitespacesAndNewlines.union(.punctuationCharacters))
+        guard folded.count <= 60 else { return false }
+        let exact: Set<String> = ["person", "persona", "agent", "agente", "human", "humano", "operator", "operador", "representative",
+                                  "staff", "someone", "alguien", "0"]
+        if exact.contains(folded) { return true }
+        let phrases = ["talk to a person", "speak to a person", "talk to someone", "speak to someone", "talk to a human",
+                       "real person", "speak with someone", "talk with someone", "talk to an agent", "talk to a nurse",
+                       "hablar con alguien", "hablar con una persona", "hablar con un agente", "persona real", "hablar con la enfermera"]
+        return phrases.contains { folded.contains($0) }
+    }
+}

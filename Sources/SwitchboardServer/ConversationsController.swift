@@ -263,9 +263,13 @@ struct ConversationDetailJSON: Encodable {
     let contact: Contact
     let messages: [Message]
     let sms: SMS?
+    let tags: [String]
+    let requiredSkills: [String]
 
     init(_ detail: ConversationDetail) {
         conversation = ConversationJSON(detail.conversation)
+        tags = detail.tags
+        requiredSkills = detail.requiredSkills
         contact = Contact(id: detail.contact.id, name: detail.contact.name,
                           identities: detail.contact.identities.map { Identity(kind: $0.kind, value: $0.value) })
         messages = detail.messages.map { message in

@@ -68,8 +68,13 @@ public struct TriageService: Service, CustomStringConvertible {
         let decided = rules.rules.evaluate(RuleInput(
             channel: message.channel.rawValue, intent: result.intent.rawValue, urgency: result.urgency.rawValue,
             language: result.language.rawValue, text: message.text, contactIdentities: message.contactIdentityKinds, now: Date()))
-        let effects = RuleEffects(team: decided.team, skills: decided.skills, priority: decided.priority.flatMap(Priority.init(rawValue:)),
+        var effects = RuleEffects(team: decided.team, skills: decided.skills, priority: decided.priority.flatMap(Priority.init(rawValue:)),
                                   tags: decided.tags, replies: [decided.autoReply, decided.knowledgeBaseAnswer].compactMap { $0 })
+        if RuleSet.isHandoverRequest(message.text) {
+            // The patient asked for a human after an automatic answer: no more bot replies.
+            effects.tags.append("handover")
+            effects.replies = []
+        }
         let safetyReply = result.language == .es ? configuration.safetyReplySpanish : configuration.safetyReply
         var logger = logger
         logger[metadataKey: "conversation.id"] = "\(message.conversationID)"

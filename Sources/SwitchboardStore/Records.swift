@@ -125,6 +125,9 @@ public struct ConversationDetail: Sendable, Equatable {
     /// SMS conversations: the patient's number and its consent state.
     public var smsNumber: String?
     public var smsConsent: ConsentRecord?
+    /// Set by the rules (and "talk to a person": `handover`).
+    public var tags: [String] = []
+    public var requiredSkills: [String] = []
 }
 
 /// What a patient's identity claims look like once the channel has normalised them.

@@ -86,11 +86,15 @@ extension SwitchboardStore {
             }
             try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "conversation.read",
                            conversationID: id, sourceAddress: sourceAddress, now: now)
+            let tags = try String.fetchAll(db, sql: "SELECT tag FROM conversation_tags WHERE conversation_id = ? ORDER BY created_at, tag",
+                                           arguments: [id])
+            let skillsJSON = try String.fetchOne(db, sql: "SELECT required_skills FROM conversations WHERE id = ?", arguments: [id]) ?? "[]"
+            let skills = (try? JSONSerialization.jsonObject(with: Data(skillsJSON.utf8))) as? [String] ?? []
             return ConversationDetail(
                 conversation: conversation,
                 contact: ContactView(id: conversation.contactID, name: contactRow?["display_name"], identities: identities),
                 messages: messages, smsNumber: smsNumber,
-                smsConsent: try smsNumber.flatMap { try Self.consent(db, phone: $0) })
+                smsConsent: try smsNumber.flatMap { try Self.consent(db, phone: $0) }, tags: tags, requiredSkills: skills)
         }
     }
 

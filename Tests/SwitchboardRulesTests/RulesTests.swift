@@ -94,4 +94,13 @@ import Testing
             #expect(error.reason.hasPrefix(reason), "\(error)")
         }
     }
+
+    @Test func recognisesRequestsForAPerson() {
+        for text in ["PERSON", "person.", "talk to a person please", "Persona", "quiero hablar con alguien", "agent"] {
+            #expect(RuleSet.isHandoverRequest(text), "\(text)")
+        }
+        for text in ["what are your hours", "my person is sick", "I need a refill for my personal medication"] {
+            #expect(!RuleSet.isHandoverRequest(text), "\(text)")
+        }
+    }
 }
