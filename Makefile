@@ -54,7 +54,9 @@ integration-test:
 
 bench: test-deps
 	$(SWIFT) build -c release
-	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh portal && SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh twilio
+	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh portal
+	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh twilio
+	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/triage.sh
 
 clean:
 	rm -rf .build $(VENV)
