@@ -121,15 +121,27 @@ struct ReplyAccepted: Encodable {
     var warnings: [String] = []
 }
 
+/// An optional that is written as `null` rather than left out, so that clients always see
+/// every field of an object.
+struct Nullable<Wrapped: Encodable>: Encodable {
+    let value: Wrapped?
+    init(_ value: Wrapped?) { self.value = value }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+}
+
 struct ConversationJSON: Encodable {
     let id: String
     let status: ConversationStatus
     let priority: Priority
-    let intent: String?
-    let language: String?
+    let intent: Nullable<String>
+    let language: Nullable<String>
     let channel: SwitchboardCore.Channel
-    let assigneeId: String?
-    let teamId: String?
+    let assigneeId: Nullable<String>
+    let teamId: Nullable<String>
     let contactId: String
     let createdAt: String
     let updatedAt: String
@@ -139,36 +151,15 @@ struct ConversationJSON: Encodable {
         id = summary.id
         status = summary.status
         priority = summary.priority
-        intent = summary.intent
-        language = summary.language
+        intent = Nullable(summary.intent)
+        language = Nullable(summary.language)
         channel = summary.channel
-        assigneeId = summary.assigneeID
-        teamId = summary.teamID
+        assigneeId = Nullable(summary.assigneeID)
+        teamId = Nullable(summary.teamID)
         contactId = summary.contactID
         createdAt = Timestamp.format(summary.createdAt)
         updatedAt = Timestamp.format(summary.updatedAt)
         lastMessageAt = Timestamp.format(summary.lastMessageAt)
-    }
-
-    // Optional keys are written as null rather than left out, so clients see every field.
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(id, forKey: .id)
-        try container.encode(status, forKey: .status)
-        try container.encode(priority, forKey: .priority)
-        try container.encode(intent, forKey: .intent)
-        try container.encode(language, forKey: .language)
-        try container.encode(channel, forKey: .channel)
-        try container.encode(assigneeId, forKey: .assigneeId)
-        try container.encode(teamId, forKey: .teamId)
-        try container.encode(contactId, forKey: .contactId)
-        try container.encode(createdAt, forKey: .createdAt)
-        try container.encode(updatedAt, forKey: .updatedAt)
-        try container.encode(lastMessageAt, forKey: .lastMessageAt)
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case id, status, priority, intent, language, channel, assigneeId, teamId, contactId, createdAt, updatedAt, lastMessageAt
     }
 }
 
@@ -180,17 +171,8 @@ struct ConversationDetailJSON: Encodable {
 
     struct Contact: Encodable {
         let id: String
-        let name: String?
+        let name: Nullable<String>
         let identities: [Identity]
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(id, forKey: .id)
-            try container.encode(name, forKey: .name)
-            try container.encode(identities, forKey: .identities)
-        }
-
-        enum CodingKeys: String, CodingKey { case id, name, identities }
     }
 
     struct Attachment: Encodable {
@@ -204,18 +186,8 @@ struct ConversationDetailJSON: Encodable {
     struct SMS: Encodable {
         let number: String
         let optedOut: Bool
-        let consentKeyword: String?
-        let consentChangedAt: String?
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(number, forKey: .number)
-            try container.encode(optedOut, forKey: .optedOut)
-            try container.encode(consentKeyword, forKey: .consentKeyword)
-            try container.encode(consentChangedAt, forKey: .consentChangedAt)
-        }
-
-        enum CodingKeys: String, CodingKey { case number, optedOut, consentKeyword, consentChangedAt }
+        let consentKeyword: Nullable<String>
+        let consentChangedAt: Nullable<String>
     }
 
     /// An inbound message's triage: labels and the evidence behind them.
@@ -230,33 +202,14 @@ struct ConversationDetailJSON: Encodable {
         let id: String
         let direction: MessageDirection
         let channel: SwitchboardCore.Channel
-        let senderAgentId: String?
+        let senderAgentId: Nullable<String>
         let text: String
         let sentAt: String
         let createdAt: String
-        let deliveryStatus: DeliveryStatus?
-        let failureReason: String?
+        let deliveryStatus: Nullable<DeliveryStatus>
+        let failureReason: Nullable<String>
         let attachments: [Attachment]
-        let triage: Triage?
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(id, forKey: .id)
-            try container.encode(direction, forKey: .direction)
-            try container.encode(channel, forKey: .channel)
-            try container.encode(senderAgentId, forKey: .senderAgentId)
-            try container.encode(text, forKey: .text)
-            try container.encode(sentAt, forKey: .sentAt)
-            try container.encode(createdAt, forKey: .createdAt)
-            try container.encode(deliveryStatus, forKey: .deliveryStatus)
-            try container.encode(failureReason, forKey: .failureReason)
-            try container.encode(attachments, forKey: .attachments)
-            try container.encode(triage, forKey: .triage)
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case id, direction, channel, senderAgentId, text, sentAt, createdAt, deliveryStatus, failureReason, attachments, triage
-        }
+        let triage: Nullable<Triage>
     }
 
     let conversation: ConversationJSON
@@ -270,23 +223,23 @@ struct ConversationDetailJSON: Encodable {
         conversation = ConversationJSON(detail.conversation)
         tags = detail.tags
         requiredSkills = detail.requiredSkills
-        contact = Contact(id: detail.contact.id, name: detail.contact.name,
+        contact = Contact(id: detail.contact.id, name: Nullable(detail.contact.name),
                           identities: detail.contact.identities.map { Identity(kind: $0.kind, value: $0.value) })
         messages = detail.messages.map { message in
             Message(id: message.id, direction: message.direction, channel: message.channel,
-                    senderAgentId: message.senderAgentID, text: message.text,
+                    senderAgentId: Nullable(message.senderAgentID), text: message.text,
                     sentAt: Timestamp.format(message.sentAt), createdAt: Timestamp.format(message.createdAt),
-                    deliveryStatus: message.deliveryStatus, failureReason: message.failureReason,
+                    deliveryStatus: Nullable(message.deliveryStatus), failureReason: Nullable(message.failureReason),
                     attachments: message.attachments.map {
                         Attachment(url: $0.url, contentType: $0.contentType, filename: $0.filename, sizeBytes: $0.sizeBytes)
                     },
-                    triage: message.triage.map {
+                    triage: Nullable(message.triage.map {
                         Triage(intent: $0.intent, urgency: $0.urgency, language: $0.language, evidence: JSONFragment(json: $0.evidenceJSON))
-                    })
+                    }))
         }
         sms = detail.smsNumber.map { number in
-            SMS(number: number, optedOut: detail.smsConsent?.optedOut ?? false, consentKeyword: detail.smsConsent?.keyword,
-                consentChangedAt: detail.smsConsent.map { Timestamp.format($0.updatedAt) })
+            SMS(number: number, optedOut: detail.smsConsent?.optedOut ?? false, consentKeyword: Nullable(detail.smsConsent?.keyword),
+                consentChangedAt: Nullable(detail.smsConsent.map { Timestamp.format($0.updatedAt) }))
         }
     }
 }
