@@ -335,6 +335,13 @@ def test_kannel_webhook_dedupe_on_id(kdaemon):
         r = kannel_get(env.d, q)
         assert r.status_code == 200 and r.content == b"", r.text
     assert sms.inbound_texts(wait_sms_conversation(env.api, phone)) == ["same id twice"]
+    # The journal keeps the request, but not the shared secret from its URL.
+    import sqlite3
+    db = sqlite3.connect(f"file:{env.d.workdir}/var/switchboard.sqlite?mode=ro", uri=True)
+    raws = [bytes(r[0]) for r in db.execute("SELECT raw FROM inbound_journal WHERE channel = 'sms'")]
+    db.close()
+    assert raws and all(b"same+id+twice" in r for r in raws)
+    assert not any(KANNEL_SECRET.encode() in r for r in raws)
 
 
 def test_kannel_webhook_ucs2_raw_bytes(kdaemon):

@@ -191,7 +191,8 @@ struct SMSWebhookController {
         }
         guard !text.isEmpty else { throw APIError.badRequest("field text is empty", code: "invalid_payload") }
         let from = try normalise(fromRaw, field: "from")
-        var raw = Array((request.uri.query ?? "").utf8)
+        // The journal keeps the request as received, minus the shared secret Kannel puts in the URL.
+        var raw = Array((request.uri.query ?? "").split(separator: "&").filter { !$0.hasPrefix("secret=") }.joined(separator: "&").utf8)
         if request.method == .post { raw += [0x0A] + textBytes }
         let inbound = smsInbound(gateway: .kannel, id: id, raw: raw, from: from, to: (try? normalise(to, field: "to")) ?? to,
                                  text: text, media: [], sendReplies: configuration.kannel.sendKeywordReplies)

@@ -49,17 +49,21 @@ public struct TriageService: Service, CustomStringConvertible {
                 } catch {
                     logger.error("triage query failed", metadata: ["error.type": "\(type(of: error))"])
                 }
+                var allRecorded = true
                 for message in batch {
-                    await triage(message, classifier: classifier)
+                    allRecorded = await triage(message, classifier: classifier) && allRecorded
                 }
-                if batch.count < 50 { await wake.wait(timeout: .seconds(5)) }
+                // A failed write leaves the message untriaged: wait before trying it again
+                // rather than spinning on a store that is failing.
+                if batch.count < 50 || !allRecorded { await wake.wait(timeout: .seconds(5)) }
             }
         } onGracefulShutdown: {
             wake.signal()
         }
     }
 
-    private func triage(_ message: UntriagedMessage, classifier: TriageClassifier) async {
+    /// Classifies and records one message; false when the store failed to record it.
+    private func triage(_ message: UntriagedMessage, classifier: TriageClassifier) async -> Bool {
         let result = classifier.classify(channel: message.channel == .chat ? "webchat" : message.channel.rawValue,
                                          subject: nil, text: message.text)
         let record = TriageRecord(intent: result.intent.rawValue, urgency: result.urgency.rawValue,
@@ -98,9 +102,11 @@ public struct TriageService: Service, CustomStringConvertible {
                 ])
             }
             if outcome.safetyReplyQueued || outcome.repliesQueued > 0 { outboxWake.signal() }
+            return true
         } catch {
             metrics.storeFailure()
             logger.error("triage not recorded", metadata: ["error.type": "\(type(of: error))"])
+            return false
         }
     }
 
