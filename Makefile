@@ -57,6 +57,8 @@ bench: test-deps
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh portal
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh twilio
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/triage.sh
+	$(CURDIR)/.build/release/routing-bench
+	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release $(VENV)/bin/python Benchmarks/event_latency.py 50 20
 
 clean:
 	rm -rf .build $(VENV)

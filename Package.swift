@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0", traits: [.defaults, "YAML"]),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // Pure logic, no I/O: model values, identifiers, phone numbers, Standard Webhooks
@@ -41,6 +43,11 @@ let package = Package(
         // Optimised even in debug builds: the daemon trains it at start, and unoptimised
         // string handling made that take seconds per start (and the black-box suite minutes).
         .target(name: "SwitchboardTriage", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        // The router: who answers which conversation, and when (offers, capacity, SLA).
+        // Pure and clock-free, so whole days of routing are simulated in tests. Optimised in
+        // debug too: its benchmark and the black-box suite route thousands of conversations.
+        .target(name: "SwitchboardRouting", dependencies: ["SwitchboardCore"],
+                swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // The operator's rules file: conditions on triaged messages → team, skills, priority,
         // tags, auto-replies, knowledge-base answers; business hours. Pure; reloadable.
         .target(name: "SwitchboardRules", dependencies: [.product(name: "Yams", package: "Yams")]),
@@ -57,7 +64,7 @@ let package = Package(
         .target(
             name: "SwitchboardStore",
             dependencies: [
-                "SwitchboardCore",
+                "SwitchboardCore", "SwitchboardRouting",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -67,7 +74,11 @@ let package = Package(
             name: "SwitchboardServer",
             dependencies: [
                 "SwitchboardCore", "SwitchboardConfig", "SwitchboardStore", "SwitchboardSMS", "SwitchboardTriage", "SwitchboardRules",
+                "SwitchboardRouting",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -84,6 +95,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -93,10 +105,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // `make bench`: dispatch time with 1,000 agents and 100,000 waiting conversations.
+        .executableTarget(name: "routing-bench", dependencies: ["SwitchboardRouting", "SwitchboardCore"], path: "Benchmarks/RoutingBench"),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SwitchboardSMSTests", dependencies: ["SwitchboardSMS"]),
         .testTarget(name: "SwitchboardTriageTests", dependencies: ["SwitchboardTriage"]),
         .testTarget(name: "SwitchboardRulesTests", dependencies: ["SwitchboardRules"]),
+        .testTarget(name: "SwitchboardRoutingTests", dependencies: ["SwitchboardRouting", "SwitchboardCore"]),
         .testTarget(name: "SwitchboardStoreTests", dependencies: ["SwitchboardStore", "SwitchboardCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "SwitchboardServerTests",

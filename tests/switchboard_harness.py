@@ -481,6 +481,12 @@ class Api:
             return self.s.post(self.base + path, headers=self._h(), timeout=HTTP_TIMEOUT)
         return self.s.post(self.base + path, headers=self._h(), json=body, timeout=HTTP_TIMEOUT)
 
+    def put(self, path: str, body: Any = None) -> requests.Response:
+        return self.s.put(self.base + path, headers=self._h(), json=body, timeout=HTTP_TIMEOUT)
+
+    def patch(self, path: str, body: Any = None) -> requests.Response:
+        return self.s.patch(self.base + path, headers=self._h(), json=body, timeout=HTTP_TIMEOUT)
+
     # typed helpers (assert the status they expect)
     def list(self, status: Optional[str] = "open", assignee: Optional[str] = "any") -> list:
         params = {}

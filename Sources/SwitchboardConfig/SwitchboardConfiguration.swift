@@ -32,6 +32,7 @@ public struct SwitchboardConfiguration: Sendable {
     public struct HTTP: Sendable {
         public var host = "127.0.0.1"
         public var port = 8080
+        public var shutdownGraceSeconds: Int64 = 8
     }
 
     public struct Store: Sendable {
@@ -115,6 +116,25 @@ public struct SwitchboardConfiguration: Sendable {
         public var rulesFile: String?
     }
 
+    /// The router (see docs/ROUTING.md). Durations in seconds.
+    public struct Routing: Sendable {
+        public var offerTimeoutSeconds: Int64 = 30
+        public var lapsesBeforeAway = 3
+        public var idleAwaySeconds: Int64 = 900
+        public var stickinessWindowSeconds: Int64 = 7 * 86_400
+        public var handBackOnOffline = true
+        public var defaultPolicy = "least-loaded"
+        public var firstResponseSeconds: [Priority: Int64] = [.emergency: 120, .urgent: 900, .normal: 14_400, .low: 86_400]
+        public var nextResponseSeconds: [Priority: Int64] = [.emergency: 300, .urgent: 1800, .normal: 28_800, .low: 172_800]
+        public var slaWarningFraction = 0.8
+    }
+
+    /// The live event stream agents follow.
+    public struct Events: Sendable {
+        public var retentionSeconds: Int64 = 86_400
+        public var pingIntervalSeconds: Int64 = 30
+    }
+
     public var http = HTTP()
     public var store = Store()
     public var log = Log()
@@ -125,6 +145,8 @@ public struct SwitchboardConfiguration: Sendable {
     public var twilio = Twilio()
     public var kannel = Kannel()
     public var triage = Triage()
+    public var routing = Routing()
+    public var events = Events()
 
     public init() {}
 
@@ -150,6 +172,9 @@ public struct SwitchboardConfiguration: Sendable {
             config.http.host = value
         },
         Key("http.port", "8080") { config, value in config.http.port = try Int(key: "http.port", value, in: 0...65535) },
+        Key("http.shutdown_grace_seconds", "8") { config, value in
+            config.http.shutdownGraceSeconds = try Int64(key: "http.shutdown_grace_seconds", value, in: 1...300)
+        },
         Key("store.path", "./var/switchboard.sqlite") { config, value in
             guard !value.isEmpty else { throw Problem(key: "store.path", reason: "must not be empty") }
             config.store.path = value
@@ -265,6 +290,63 @@ public struct SwitchboardConfiguration: Sendable {
                 throw Problem(key: "triage.emergency_threshold", reason: "must be a number between 0.01 and 1")
             }
             config.triage.emergencyThreshold = threshold
+        },
+        Key("routing.offer_timeout_seconds", "30") { config, value in
+            config.routing.offerTimeoutSeconds = try Int64(key: "routing.offer_timeout_seconds", value, in: 1...3600)
+        },
+        Key("routing.lapses_before_away", "3") { config, value in
+            config.routing.lapsesBeforeAway = Int(try Int64(key: "routing.lapses_before_away", value, in: 1...100))
+        },
+        Key("routing.idle_away_seconds", "900") { config, value in
+            config.routing.idleAwaySeconds = try Int64(key: "routing.idle_away_seconds", value, in: 0...(7 * 86_400))
+        },
+        Key("routing.stickiness_window_seconds", "604800") { config, value in
+            config.routing.stickinessWindowSeconds = try Int64(key: "routing.stickiness_window_seconds", value, in: 0...(365 * 86_400))
+        },
+        Key("routing.hand_back_on_offline", "true") { config, value in
+            config.routing.handBackOnOffline = try bool(key: "routing.hand_back_on_offline", value)
+        },
+        Key("routing.default_policy", "least-loaded") { config, value in
+            guard ["least-loaded", "round-robin", "manual"].contains(value) else {
+                throw Problem(key: "routing.default_policy", reason: "must be least-loaded, round-robin or manual")
+            }
+            config.routing.defaultPolicy = value
+        },
+        Key("routing.sla_first_response_emergency_seconds", "120") { config, value in
+            config.routing.firstResponseSeconds[.emergency] = try Int64(key: "routing.sla_first_response_emergency_seconds", value, in: 10...(30 * 86_400))
+        },
+        Key("routing.sla_first_response_urgent_seconds", "900") { config, value in
+            config.routing.firstResponseSeconds[.urgent] = try Int64(key: "routing.sla_first_response_urgent_seconds", value, in: 10...(30 * 86_400))
+        },
+        Key("routing.sla_first_response_normal_seconds", "14400") { config, value in
+            config.routing.firstResponseSeconds[.normal] = try Int64(key: "routing.sla_first_response_normal_seconds", value, in: 10...(30 * 86_400))
+        },
+        Key("routing.sla_first_response_low_seconds", "86400") { config, value in
+            config.routing.firstResponseSeconds[.low] = try Int64(key: "routing.sla_first_response_low_seconds", value, in: 10...(30 * 86_400))
+        },
+        Key("routing.sla_next_response_emergency_seconds", "300") { config, value in
+            config.routing.nextResponseSeconds[.emergency] = try Int64(key: "routing.sla_next_response_emergency_seconds", value, in: 10...(30 * 86_400))
+        },
+        Key("routing.sla_next_response_urgent_seconds", "1800") { config, value in
+            config.routing.nextResponseSeconds[.urgent] = try Int64(key: "routing.sla_next_response_urgent_seconds", value, in: 10...(30 * 86_400))
+        },
+        Key("routing.sla_next_response_normal_seconds", "28800") { config, value in
+            config.routing.nextResponseSeconds[.normal] = try Int64(key: "routing.sla_next_response_normal_seconds", value, in: 10...(30 * 86_400))
+        },
+        Key("routing.sla_next_response_low_seconds", "172800") { config, value in
+            config.routing.nextResponseSeconds[.low] = try Int64(key: "routing.sla_next_response_low_seconds", value, in: 10...(30 * 86_400))
+        },
+        Key("routing.sla_warning_fraction", "0.8") { config, value in
+            guard let fraction = Double(value), (0.1...0.99).contains(fraction) else {
+                throw Problem(key: "routing.sla_warning_fraction", reason: "must be a number between 0.1 and 0.99")
+            }
+            config.routing.slaWarningFraction = fraction
+        },
+        Key("events.retention_seconds", "86400") { config, value in
+            config.events.retentionSeconds = try Int64(key: "events.retention_seconds", value, in: 60...(90 * 86_400))
+        },
+        Key("events.ping_interval_seconds", "30") { config, value in
+            config.events.pingIntervalSeconds = try Int64(key: "events.ping_interval_seconds", value, in: 5...600)
         },
     ]
 

@@ -1,16 +1,20 @@
 import Hummingbird
+import HummingbirdWebSocket
 import NIOCore
 import SwitchboardStore
 
 /// Per-request state: the core context, the peer's address (for the audit trail) and,
 /// once the bearer token has been checked, the agent making the request.
-public struct AppRequestContext: RequestContext, RemoteAddressRequestContext {
+public struct AppRequestContext: RequestContext, RemoteAddressRequestContext, WebSocketRequestContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
     public var agent: Agent?
+    /// Where the event stream's upgrade handler is kept (shared by copies of the context).
+    public let webSocket: WebSocketHandlerReference<AppRequestContext>
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        webSocket = .init()
         remoteAddress = source.channel.remoteAddress
         agent = nil
     }

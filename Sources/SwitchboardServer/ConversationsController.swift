@@ -70,13 +70,7 @@ struct ConversationsController {
     private func reply(_ request: Request, _ context: AppRequestContext) async throws -> Response {
         let agent = try context.requireAgent()
         let id = try Self.id(context)
-        guard request.hasContentType("application/json") else {
-            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", "Content-Type must be application/json")
-        }
-        let body = try await request.collectBody(limit: Self.maxReplyBytes + 1024)
-        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
-            throw APIError.badRequest("body is not a JSON object")
-        }
+        let object = try await request.jsonObject(limit: Self.maxReplyBytes + 1024)
         guard let textValue = object["text"] else { throw APIError.badRequest("missing field text") }
         guard let text = textValue as? String else { throw APIError.badRequest("field text must be a string") }
         guard !text.trimmingWhitespace().isEmpty else { throw APIError.badRequest("field text must not be empty") }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import SwitchboardRouting
 import SwitchboardStore
 
 /// Turns every error into a JSON reply. Known errors keep their status; the store's
@@ -20,6 +21,12 @@ struct ErrorMiddleware: RouterMiddleware {
             case .notFound: throw APIError.notFound
             case .conflict(let reason): throw APIError(.conflict, code: "conflict", reason)
             case .invalid(let reason): throw APIError.badRequest(reason)
+            }
+        } catch let error as RoutingError {
+            switch error {
+            case .unknownAgent: throw APIError(.notFound, code: "not_found", error.description)
+            case .unknownTeam: throw APIError(.notFound, code: "not_found", error.description)
+            default: throw APIError(.conflict, code: "conflict", error.description)
             }
         } catch let error as HTTPError {
             throw APIError(error.status, code: Self.code(for: error.status), error.body ?? error.status.reasonPhrase)
@@ -54,25 +61,43 @@ struct BearerAuthMiddleware: RouterMiddleware {
     let store: SwitchboardStore
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], header.count > 7,
+        let agent = try await authenticate(request.headers, logger: context.logger, sourceAddress: context.sourceAddress)
+        var context = context
+        context.agent = agent
+        context.logger[metadataKey: "agent.id"] = "\(agent.id)"
+        return try await next(request, context)
+    }
+
+    /// The agent holding the request's bearer token, or a 401 naming what is wrong.
+    func authenticate(_ headers: HTTPFields, logger: Logger, sourceAddress: String?) async throws -> Agent {
+        guard let header = headers[.authorization], header.count > 7,
               header.prefix(7).lowercased() == "bearer " else {
             throw APIError(.unauthorized, code: "unauthorized", "missing bearer token",
                            headers: [.wwwAuthenticate: "Bearer"])
         }
         let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         guard let agent = try await store.agent(forToken: token) else {
-            context.logger.notice("api token refused", metadata: ["source.address": "\(context.sourceAddress ?? "-")"])
+            logger.notice("api token refused", metadata: ["source.address": "\(sourceAddress ?? "-")"])
             throw APIError(.unauthorized, code: "unauthorized", "invalid or revoked token",
                            headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
         }
-        var context = context
-        context.agent = agent
-        context.logger[metadataKey: "agent.id"] = "\(agent.id)"
-        return try await next(request, context)
+        return agent
     }
 }
 
 extension Request {
+    /// The body as a JSON object, or 415/400/413 naming the problem.
+    func jsonObject(limit: Int) async throws -> [String: Any] {
+        guard hasContentType("application/json") else {
+            throw APIError(.unsupportedMediaType, code: "unsupported_media_type", "Content-Type must be application/json")
+        }
+        let body = try await collectBody(limit: limit)
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
+            throw APIError.badRequest("body is not a JSON object")
+        }
+        return object
+    }
+
     /// Collects the body up to `limit` bytes, or answers 413.
     func collectBody(limit: Int) async throws -> ByteBuffer {
         do {

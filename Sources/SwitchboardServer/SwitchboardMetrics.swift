@@ -33,4 +33,33 @@ public struct SwitchboardMetrics: Sendable {
         Gauge(label: "switchboard_outbox_oldest_age_seconds").record(oldestAgeSeconds)
         Gauge(label: "switchboard_outbox_dead").record(dead)
     }
+
+    /// outcome: offered | assigned | queued
+    func routingDecision(outcome: String) {
+        Counter(label: "switchboard_routing_decisions_total", dimensions: [("outcome", outcome)]).increment()
+    }
+
+    /// via: accepted | auto-accept | claimed | transfer
+    func assigned(via: String) {
+        Counter(label: "switchboard_assignments_total", dimensions: [("via", via)]).increment()
+    }
+
+    /// reason: expired | declined | agent_away | agent_offline | closed | transferred | …
+    func offerEnded(reason: String) {
+        let bounded = ["expired", "declined", "agent_away", "agent_offline", "closed", "transferred"].contains(reason) ? reason : "other"
+        Counter(label: "switchboard_offers_ended_total", dimensions: [("reason", bounded)]).increment()
+    }
+
+    /// sla: first_response | next_response
+    func slaBreached(_ sla: String) {
+        Counter(label: "switchboard_sla_breaches_total", dimensions: [("sla", sla)]).increment()
+    }
+
+    func routingQueue(depth: Int) {
+        Gauge(label: "switchboard_routing_queue_depth").record(depth)
+    }
+
+    func eventStreams(_ count: Int) {
+        Gauge(label: "switchboard_event_streams").record(count)
+    }
 }

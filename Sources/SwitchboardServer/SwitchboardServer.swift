@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import Prometheus
@@ -53,6 +55,40 @@ public struct SwitchboardDependencies: Sendable {
 }
 
 public func buildApplication(_ dependencies: SwitchboardDependencies) -> some ApplicationProtocol {
+    let parts = assemble(dependencies)
+    let configuration = dependencies.configuration
+    let readiness = dependencies.readiness
+    let onListening = dependencies.onListening
+    let events = parts.events
+    return Application(
+        router: parts.router,
+        server: HTTPServerBuilder { responder in
+            ShutdownAwareChannel(HTTP1WebSocketUpgradeChannel(
+                responder: responder,
+                configuration: .init(ws: .init(maxFrameSize: 1 << 14,
+                                               autoPing: .enabled(timePeriod: .seconds(configuration.events.pingIntervalSeconds)),
+                                               closeTimeout: .seconds(5))),
+                shouldUpgrade: { head, channel, logger in try await events.shouldUpgrade(head, channel: channel, logger: logger) }))
+        },
+        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port),
+                             serverName: "switchboard"),
+        services: parts.services,
+        onServerRunning: { channel in
+            readiness.markListening(true)
+            await onListening(channel.localAddress)
+        },
+        logger: dependencies.logger
+    )
+}
+
+/// The daemon's routers and background services, wired together.
+struct AssembledServer {
+    let router: Router<AppRequestContext>
+    let events: EventStreamController
+    let services: [any Service]
+}
+
+func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
     let configuration = dependencies.configuration
     let store = dependencies.store
     let metrics = SwitchboardMetrics()
@@ -66,6 +102,10 @@ public func buildApplication(_ dependencies: SwitchboardDependencies) -> some Ap
 
     router.get("/healthz") { _, _ in
         JSON.response(["status": "ok"])
+    }
+    router.get("/api/v1/openapi.json") { _, _ in
+        Response(status: .ok, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
     }
     router.get("/readyz") { _, _ in
         guard readiness.isReady else {
@@ -95,24 +135,34 @@ public func buildApplication(_ dependencies: SwitchboardDependencies) -> some Ap
     SMSWebhookController(store: store, configuration: configuration, metrics: metrics, outboxWake: wake, triageWake: triageWake)
         .register(on: router)
 
-    let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(store: store))
+    let auth = BearerAuthMiddleware(store: store)
+    let routerService = RouterService(store: store, configuration: configuration, metrics: metrics, logger: dependencies.logger)
+    let hub = EventHub()
+    let eventsObservation = store.observeCommits(to: "events") { hub.notify() }
+    let events = EventStreamController(store: store, hub: hub, auth: auth, router: routerService, metrics: metrics)
+    events.register(http: router)
+
+    let api = router.group("api/v1").add(middleware: auth)
     ConversationsController(store: store, sms: configuration.sms, outboxWake: wake).register(on: api)
+    RoutingController(store: store, router: routerService).register(on: api)
 
     let outbox = OutboxService(store: store, configuration: configuration, wake: wake, metrics: metrics,
                                logger: dependencies.logger)
     let triage = TriageService(store: store, configuration: configuration.triage, wake: triageWake, outboxWake: wake,
                                metrics: metrics, logger: dependencies.logger, rules: dependencies.rules)
     let reloader = RulesReloadService(path: configuration.triage.rulesFile, holder: dependencies.rules, logger: dependencies.logger)
-    let onListening = dependencies.onListening
-    return Application(
-        router: router,
-        configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port),
-                             serverName: "switchboard"),
-        services: [outbox, triage, reloader],
-        onServerRunning: { channel in
-            readiness.markListening(true)
-            await onListening(channel.localAddress)
-        },
-        logger: dependencies.logger
-    )
+    return AssembledServer(router: router, events: events,
+                           services: [outbox, triage, reloader, routerService, ObservationKeeper(observation: eventsObservation)])
+}
+
+/// Holds the events-table observation for the application's lifetime and ends it on
+/// shutdown.
+struct ObservationKeeper: Service, CustomStringConvertible {
+    let observation: CommitObservation
+    var description: String { "ObservationKeeper" }
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        observation.cancel()
+    }
 }

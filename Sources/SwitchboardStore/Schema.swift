@@ -22,6 +22,9 @@ enum Schema {
         migrator.registerMigration("2026-11-29-rules") { db in
             try db.execute(sql: rules)
         }
+        migrator.registerMigration("2026-11-29-router") { db in
+            try db.execute(sql: router)
+        }
         return migrator
     }
 
@@ -229,5 +232,75 @@ enum Schema {
             created_at      INTEGER NOT NULL,
             PRIMARY KEY (conversation_id, tag)
         ) WITHOUT ROWID;
+        """
+
+    /// The router: teams' policies, agents' skills, languages, capacity and presence, offers,
+    /// the routing log, the signals that tell the router a conversation changed, and the
+    /// event stream agents follow (AUTOINCREMENT: a sequence number is never reused, even
+    /// after retention deletes old events).
+    private static let router = """
+        ALTER TABLE teams ADD COLUMN policy TEXT NOT NULL DEFAULT 'least-loaded' CHECK (policy IN ('least-loaded','round-robin','manual'));
+        ALTER TABLE teams ADD COLUMN auto_accept INTEGER NOT NULL DEFAULT 0 CHECK (auto_accept IN (0, 1));
+        ALTER TABLE teams ADD COLUMN overflow TEXT CHECK (overflow IS NULL OR overflow = 'language' OR overflow LIKE 'team:_%');
+
+        ALTER TABLE agents ADD COLUMN skills TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(skills));
+        ALTER TABLE agents ADD COLUMN languages TEXT NOT NULL DEFAULT '["en"]' CHECK (json_valid(languages));
+        ALTER TABLE agents ADD COLUMN capacity TEXT NOT NULL DEFAULT '{"chat":3,"sms":5,"email":10,"portal":10}' CHECK (json_valid(capacity));
+        ALTER TABLE agents ADD COLUMN presence TEXT NOT NULL DEFAULT 'offline' CHECK (presence IN ('online','away','offline'));
+        ALTER TABLE agents ADD COLUMN presence_changed_at INTEGER;
+
+        -- waiting_since: the patient's earliest message no agent has answered yet (NULL once
+        -- answered); first_response_at: the first agent reply since the conversation (re)opened.
+        ALTER TABLE conversations ADD COLUMN waiting_since INTEGER;
+        ALTER TABLE conversations ADD COLUMN first_response_at INTEGER;
+        UPDATE conversations SET waiting_since = created_at WHERE status <> 'resolved';
+
+        CREATE TABLE offers (
+            id              INTEGER PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            agent_id        TEXT NOT NULL REFERENCES agents(id),
+            offered_at      INTEGER NOT NULL,
+            expires_at      INTEGER NOT NULL,
+            state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','accepted','declined','expired','withdrawn')),
+            ended_at        INTEGER,
+            CHECK ((state = 'pending') = (ended_at IS NULL))
+        );
+        CREATE UNIQUE INDEX offers_one_pending ON offers(conversation_id) WHERE state = 'pending';
+        CREATE INDEX offers_by_agent ON offers(agent_id, state);
+
+        CREATE TABLE routing_log (
+            id              INTEGER PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations(id),
+            at              INTEGER NOT NULL,
+            trigger         TEXT NOT NULL,
+            outcome         TEXT NOT NULL CHECK (outcome IN ('offered','assigned','queued')),
+            agent_id        TEXT,
+            rule            TEXT NOT NULL,
+            detail          TEXT NOT NULL CHECK (json_valid(detail))
+        );
+        CREATE INDEX routing_log_by_conversation ON routing_log(conversation_id, id);
+
+        CREATE TABLE routing_signals (
+            id              INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id TEXT NOT NULL,
+            kind            TEXT NOT NULL,
+            at              INTEGER NOT NULL
+        );
+
+        -- audience: 'agent' (agent_id only), 'conversation' (agent_id, or the team's agents
+        -- while unassigned — everyone without a team), 'supervisors' (of team_id, or all);
+        -- supervisors of team_id see 'conversation' events too, admins see every event.
+        CREATE TABLE events (
+            seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+            at              INTEGER NOT NULL,
+            kind            TEXT NOT NULL CHECK (length(kind) > 0),
+            audience        TEXT NOT NULL CHECK (audience IN ('agent','conversation','supervisors')),
+            agent_id        TEXT,
+            team_id         TEXT,
+            conversation_id TEXT,
+            data            TEXT NOT NULL CHECK (json_valid(data)),
+            CHECK (audience <> 'agent' OR agent_id IS NOT NULL)
+        );
+        CREATE INDEX events_by_at ON events(at);
         """
 }

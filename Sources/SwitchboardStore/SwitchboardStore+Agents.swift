@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import SwitchboardCore
+import SwitchboardRouting
 
 extension SwitchboardStore {
     /// The prefix every API token starts with, so that a leaked token is recognisable.
@@ -73,10 +74,130 @@ extension SwitchboardStore {
         Data(SHA256.hash(data: Array(token.utf8)))
     }
 
-    private static func agent(_ row: Row) -> Agent {
+    static func agent(_ row: Row) -> Agent {
         let teams: String? = row["teams"]
         return Agent(id: row["id"], name: row["name"], email: row["email"],
                      role: AgentRole(rawValue: row["role"]) ?? .agent,
                      teams: teams.map { $0.split(separator: ",").map(String.init) } ?? [])
     }
+}
+
+/// Teams and agents' routing attributes (administration).
+extension SwitchboardStore {
+    /// Creates the team, or updates its policy when it exists (by name). `overflow` is
+    /// `language`, another team's name, or nil.
+    public func upsertTeam(name: String, policy: RoutingPolicy?, autoAccept: Bool?, overflow: String??,
+                           now: Int64 = Timestamp.now()) async throws -> TeamSettings {
+        let name = name.trimmingWhitespace()
+        guard !name.isEmpty, name.count <= 64 else { throw StoreError.invalid("name must be 1 to 64 characters") }
+        return try await pool.write { db in
+            var id = try String.fetchOne(db, sql: "SELECT id FROM teams WHERE name = ?", arguments: [name])
+            if id == nil {
+                let newID = Identifier.make(prefix: "tem")
+                try db.execute(sql: "INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)", arguments: [newID, name, now])
+                try Self.audit(db, actorKind: "admin", actorID: nil, action: "team.created", now: now)
+                id = newID
+            }
+            if let policy {
+                try db.execute(sql: "UPDATE teams SET policy = ? WHERE id = ?", arguments: [policy.rawValue, id])
+            }
+            if let autoAccept {
+                try db.execute(sql: "UPDATE teams SET auto_accept = ? WHERE id = ?", arguments: [autoAccept, id])
+            }
+            if let overflow {
+                var stored: String?
+                if let overflow {
+                    if overflow == "language" {
+                        stored = "language"
+                    } else if let other = try String.fetchOne(db, sql: "SELECT id FROM teams WHERE name = ? OR id = ?", arguments: [overflow, overflow]) {
+                        guard other != id else { throw StoreError.invalid("overflow: a team cannot overflow to itself") }
+                        stored = "team:\(other)"
+                    } else {
+                        throw StoreError.invalid("overflow: no team named \(overflow.prefix(64)); use 'language' or an existing team")
+                    }
+                }
+                try db.execute(sql: "UPDATE teams SET overflow = ? WHERE id = ?", arguments: [stored, id])
+            }
+            return try Row.fetchOne(db, sql: "SELECT id, name, policy, auto_accept, overflow FROM teams WHERE id = ?", arguments: [id])
+                .map(Self.team)!
+        }
+    }
+
+    public func listTeams() async throws -> [TeamSettings] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, name, policy, auto_accept, overflow FROM teams ORDER BY name").map(Self.team)
+        }
+    }
+
+    /// Changes an agent's routing attributes; nil leaves one as it is. `teams` are names
+    /// (created when missing). Returns the agent as stored.
+    public func updateAgent(id: String, role: AgentRole? = nil, skills: [String]? = nil, languages: [String]? = nil,
+                            capacity: [Channel: Int]? = nil, teams: [String]? = nil,
+                            now: Int64 = Timestamp.now()) async throws -> AgentDetail {
+        try await pool.write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM agents WHERE id = ? AND active = 1", arguments: [id]) == true else {
+                throw StoreError.notFound
+            }
+            if let role { try db.execute(sql: "UPDATE agents SET role = ? WHERE id = ?", arguments: [role.rawValue, id]) }
+            if let skills {
+                let cleaned = Array(Set(skills.map { $0.trimmingWhitespace().lowercased() }.filter { !$0.isEmpty })).sorted()
+                try db.execute(sql: "UPDATE agents SET skills = ? WHERE id = ?", arguments: [Self.jsonText(cleaned), id])
+            }
+            if let languages {
+                let cleaned = Array(Set(languages.map { $0.trimmingWhitespace().lowercased() }.filter { !$0.isEmpty })).sorted()
+                try db.execute(sql: "UPDATE agents SET languages = ? WHERE id = ?", arguments: [Self.jsonText(cleaned), id])
+            }
+            if let capacity {
+                var object: [String: Int] = [:]
+                for (channel, value) in capacity {
+                    guard (0...1000).contains(value) else { throw StoreError.invalid("capacity.\(channel.rawValue) must be 0 to 1000") }
+                    object[channel.rawValue] = value
+                }
+                try db.execute(sql: "UPDATE agents SET capacity = ? WHERE id = ?", arguments: [Self.jsonText(object), id])
+            }
+            if let teams {
+                try db.execute(sql: "DELETE FROM agent_teams WHERE agent_id = ?", arguments: [id])
+                for name in Set(teams.map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }) {
+                    var teamID = try String.fetchOne(db, sql: "SELECT id FROM teams WHERE name = ? OR id = ?", arguments: [name, name])
+                    if teamID == nil {
+                        let newID = Identifier.make(prefix: "tem")
+                        try db.execute(sql: "INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)", arguments: [newID, name, now])
+                        teamID = newID
+                    }
+                    try db.execute(sql: "INSERT INTO agent_teams (agent_id, team_id) VALUES (?, ?)", arguments: [id, teamID])
+                }
+            }
+            try Self.audit(db, actorKind: "admin", actorID: nil, action: "agent.updated", now: now)
+            return try Self.agentDetail(db, id: id)!
+        }
+    }
+
+    public func agentDetails() async throws -> [AgentDetail] {
+        try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT id FROM agents WHERE active = 1 ORDER BY created_at, id").compactMap {
+                try Self.agentDetail(db, id: $0)
+            }
+        }
+    }
+
+    public func agentDetail(id: String) async throws -> AgentDetail? {
+        try await pool.read { db in try Self.agentDetail(db, id: id) }
+    }
+
+    static func agentDetail(_ db: Database, id: String) throws -> AgentDetail? {
+        guard let row = try Row.fetchOne(db, sql: """
+            SELECT a.id, a.name, a.email, a.role, a.skills, a.languages, a.capacity, a.presence, a.presence_changed_at,
+                   (SELECT group_concat(t.name, ',') FROM agent_teams at JOIN teams t ON t.id = at.team_id WHERE at.agent_id = a.id) AS teams,
+                   (SELECT group_concat(at.team_id, ',') FROM agent_teams at WHERE at.agent_id = a.id) AS team_ids
+            FROM agents a WHERE a.id = ? AND a.active = 1
+            """, arguments: [id]) else { return nil }
+        return AgentDetail(agent: agent(row), profile: agentProfile(row), presenceChangedAt: row["presence_changed_at"])
+    }
+}
+
+public struct AgentDetail: Sendable, Equatable {
+    public var agent: Agent
+    /// Routing attributes; `teams` holds team ids.
+    public var profile: AgentProfile
+    public var presenceChangedAt: Int64?
 }

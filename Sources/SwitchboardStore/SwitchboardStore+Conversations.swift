@@ -3,18 +3,40 @@ import GRDB
 import SwitchboardCore
 
 /// What agents do to conversations. Visibility is one rule, applied in SQL everywhere:
-/// an `agent` sees conversations that are unassigned or assigned to them; supervisors and
-/// admins see all. A conversation an agent may not see is indistinguishable from one that
-/// does not exist (`StoreError.notFound`).
+/// an `agent` sees the conversations assigned or offered to them and the unassigned ones of
+/// their teams (or of no team); a `supervisor` also sees their teams' assigned ones; an
+/// `admin` sees all. A conversation one may not see is indistinguishable from one that does
+/// not exist (`StoreError.notFound`), and the attempt is audited.
 extension SwitchboardStore {
     private static let conversationColumns = """
         c.id, c.status, c.priority, c.intent, c.language, c.channel, c.assignee_id, c.team_id, c.contact_id, c.created_at, c.updated_at, c.last_message_at
         """
 
-    private static let visibleTo = "(? OR c.assignee_id IS NULL OR c.assignee_id = ?)"
+    static let visibleTo = """
+        (? OR c.assignee_id = ?
+         OR EXISTS (SELECT 1 FROM offers o WHERE o.conversation_id = c.id AND o.agent_id = ? AND o.state = 'pending')
+         OR ((c.assignee_id IS NULL OR ?) AND (c.team_id IS NULL OR c.team_id IN (SELECT team_id FROM agent_teams WHERE agent_id = ?))))
+        """
 
-    private static func visibility(_ agent: Agent) -> StatementArguments {
-        [agent.role.seesAllConversations, agent.id]
+    static func visibility(_ agent: Agent) -> StatementArguments {
+        [agent.role == .admin, agent.id, agent.id, agent.role == .supervisor, agent.id]
+    }
+
+    /// Runs `body` (which checks visibility) in a write transaction; when it answers
+    /// "not found" for a conversation that exists, records the denied attempt.
+    func scoped<T: Sendable>(_ conversationID: String, agent: Agent, sourceAddress: String?, now: Int64,
+                             _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.write(body)
+        } catch StoreError.notFound {
+            try await pool.write { db in
+                if try Bool.fetchOne(db, sql: "SELECT 1 FROM conversations WHERE id = ?", arguments: [conversationID]) == true {
+                    try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "conversation.access_denied",
+                                   conversationID: conversationID, sourceAddress: sourceAddress, now: now)
+                }
+            }
+            throw StoreError.notFound
+        }
     }
 
     public func listConversations(for agent: Agent, status: ConversationListStatus, assignee: AssigneeFilter,
@@ -47,7 +69,7 @@ extension SwitchboardStore {
     /// read it, from where, in the same transaction: no read goes unrecorded.
     public func readConversation(id: String, by agent: Agent, sourceAddress: String?,
                                  now: Int64 = Timestamp.now()) async throws -> ConversationDetail {
-        try await pool.write { db in
+        try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
             let conversation = try Self.visibleConversation(db, id: id, agent: agent)
             let contactRow = try Row.fetchOne(db, sql: "SELECT id, display_name FROM contacts WHERE id = ?",
                                               arguments: [conversation.contactID])
@@ -100,33 +122,40 @@ extension SwitchboardStore {
 
     /// Assigns the conversation to the agent. Claiming one's own is a no-op; one held by
     /// another agent is a conflict for everyone (handing work over is a transfer, not a claim).
-    public func claimConversation(id: String, by agent: Agent, now: Int64 = Timestamp.now()) async throws -> ConversationSummary {
-        try await pool.write { db in
+    public func claimConversation(id: String, by agent: Agent, sourceAddress: String? = nil,
+                                  now: Int64 = Timestamp.now()) async throws -> ConversationSummary {
+        try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
             let conversation = try Self.visibleConversation(db, id: id, agent: agent)
             if conversation.assigneeID == agent.id { return conversation }
             if conversation.assigneeID != nil {
                 throw StoreError.conflict("the conversation is assigned to another agent")
             }
-            try db.execute(sql: "UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ?",
-                           arguments: [agent.id, now, id])
+            try Self.takeOver(db, conversationID: id, agent: agent, teamID: conversation.teamID, via: "claimed", now: now)
             try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "conversation.claimed", conversationID: id, now: now)
             return try Self.visibleConversation(db, id: id, agent: agent)
         }
     }
 
-    public func resolveConversation(id: String, by agent: Agent, now: Int64 = Timestamp.now()) async throws -> ConversationSummary {
-        try await pool.write { db in
+    public func resolveConversation(id: String, by agent: Agent, sourceAddress: String? = nil,
+                                    now: Int64 = Timestamp.now()) async throws -> ConversationSummary {
+        try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
             let conversation = try Self.visibleConversation(db, id: id, agent: agent)
             if conversation.status == .resolved { return conversation }
-            try db.execute(sql: "UPDATE conversations SET status = 'resolved', resolved_at = ?, updated_at = ? WHERE id = ?",
+            try db.execute(sql: "UPDATE conversations SET status = 'resolved', resolved_at = ?, updated_at = ?, waiting_since = NULL WHERE id = ?",
                            arguments: [now, now, id])
+            try db.execute(sql: "UPDATE offers SET state = 'withdrawn', ended_at = ? WHERE conversation_id = ? AND state = 'pending'",
+                           arguments: [now, id])
+            try Self.signal(db, conversationID: id, kind: "resolved", now: now)
+            try Self.event(db, kind: "conversation.status", audience: .conversation, agentID: conversation.assigneeID,
+                           teamID: conversation.teamID, conversationID: id, data: ["status": "resolved"], now: now)
             try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "conversation.resolved", conversationID: id, now: now)
             return try Self.visibleConversation(db, id: id, agent: agent)
         }
     }
 
-    public func reopenConversation(id: String, by agent: Agent, now: Int64 = Timestamp.now()) async throws -> ConversationSummary {
-        try await pool.write { db in
+    public func reopenConversation(id: String, by agent: Agent, sourceAddress: String? = nil,
+                                   now: Int64 = Timestamp.now()) async throws -> ConversationSummary {
+        try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
             let conversation = try Self.visibleConversation(db, id: id, agent: agent)
             if conversation.status != .resolved { return conversation }
             try Self.reopen(db, conversationID: id, actorKind: "agent", actorID: agent.id, now: now)
@@ -136,9 +165,9 @@ extension SwitchboardStore {
 
     /// Stores an agent's reply and queues it for delivery through the conversation's channel,
     /// in one transaction. An unassigned conversation becomes the replying agent's.
-    public func reply(conversationID id: String, by agent: Agent, text: String,
+    public func reply(conversationID id: String, by agent: Agent, text: String, sourceAddress: String? = nil,
                       now: Int64 = Timestamp.now()) async throws -> MessageView {
-        try await pool.write { db in
+        try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
             let conversation = try Self.visibleConversation(db, id: id, agent: agent)
             if conversation.assigneeID != nil, conversation.assigneeID != agent.id, !agent.role.seesAllConversations {
                 throw StoreError.conflict("the conversation is assigned to another agent")
@@ -149,11 +178,19 @@ extension SwitchboardStore {
             }
             let messageID = try Self.queueOutbound(db, conversationID: id, channel: conversation.channel, senderKind: "agent",
                                                    agentID: agent.id, text: text, purpose: .reply, now: now)
+            if conversation.assigneeID == nil {
+                try Self.takeOver(db, conversationID: id, agent: agent, teamID: conversation.teamID, via: "replied", now: now)
+            }
             try db.execute(sql: """
-                UPDATE conversations SET assignee_id = COALESCE(assignee_id, ?), updated_at = ?, last_message_at = ? WHERE id = ?
-                """, arguments: [agent.id, now, now, id])
+                UPDATE conversations SET updated_at = ?, last_message_at = ?, waiting_since = NULL,
+                    first_response_at = COALESCE(first_response_at, ?) WHERE id = ?
+                """, arguments: [now, now, now, id])
             try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "message.sent", conversationID: id,
                            messageID: messageID, now: now)
+            try Self.signal(db, conversationID: id, kind: "replied", now: now)
+            try Self.event(db, kind: "message.created", audience: .conversation, agentID: conversation.assigneeID ?? agent.id,
+                           teamID: conversation.teamID, conversationID: id,
+                           data: ["message_id": messageID, "direction": "outbound", "channel": conversation.channel.rawValue], now: now)
             return MessageView(id: messageID, direction: .outbound, senderAgentID: agent.id, channel: conversation.channel,
                                text: text, sentAt: now, createdAt: now, deliveryStatus: .queued, failureReason: nil)
         }
@@ -175,7 +212,44 @@ extension SwitchboardStore {
         return messageID
     }
 
-    private static func visibleConversation(_ db: Database, id: String, agent: Agent) throws -> ConversationSummary {
+    /// Answers "not found" (and audits the attempt) unless the agent may see the conversation.
+    public func checkAccess(conversationID id: String, by agent: Agent, sourceAddress: String?,
+                            now: Int64 = Timestamp.now()) async throws {
+        try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
+            _ = try Self.visibleConversation(db, id: id, agent: agent)
+        }
+    }
+
+    /// A conversation's summary, without a visibility check: for answering a request that
+    /// already passed one.
+    public func summary(id: String) async throws -> ConversationSummary {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.conversationColumns) FROM conversations c WHERE c.id = ?",
+                                             arguments: [id]) else { throw StoreError.notFound }
+            return Self.summary(row)
+        }
+    }
+
+    /// Makes the agent the assignee of an unassigned conversation (claim, or a reply to an
+    /// unassigned one): pending offers to others are withdrawn, and the router is told.
+    static func takeOver(_ db: Database, conversationID id: String, agent: Agent, teamID: String?, via: String, now: Int64) throws {
+        try db.execute(sql: "UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ?", arguments: [agent.id, now, id])
+        for other in try String.fetchAll(db, sql: """
+            SELECT agent_id FROM offers WHERE conversation_id = ? AND state = 'pending' AND agent_id <> ?
+            """, arguments: [id, agent.id]) {
+            try event(db, kind: "offer.ended", audience: .agent, agentID: other, teamID: nil, conversationID: id,
+                      data: ["reason": "taken by another agent"], now: now)
+        }
+        try db.execute(sql: """
+            UPDATE offers SET state = CASE WHEN agent_id = ? THEN 'accepted' ELSE 'withdrawn' END, ended_at = ?
+            WHERE conversation_id = ? AND state = 'pending'
+            """, arguments: [agent.id, now, id])
+        try signal(db, conversationID: id, kind: via, now: now)
+        try event(db, kind: "conversation.assigned", audience: .conversation, agentID: agent.id, teamID: teamID,
+                  conversationID: id, data: ["agent_id": agent.id, "via": via], now: now)
+    }
+
+    static func visibleConversation(_ db: Database, id: String, agent: Agent) throws -> ConversationSummary {
         guard let row = try Row.fetchOne(db, sql: """
             SELECT \(conversationColumns) FROM conversations c WHERE c.id = ? AND \(visibleTo)
             """, arguments: [id] + visibility(agent)) else {

@@ -36,6 +36,7 @@ extension SwitchboardStore {
                 WHERE id = ? AND triaged_at IS NULL
                 """, arguments: [triage.intent, triage.urgency, triage.language, triage.evidenceJSON, now, messageID])
             guard db.changesCount == 1 else { return TriageOutcome(priorityRaised: false, safetyReplyQueued: false, teamAssigned: false) }
+            try Self.signal(db, conversationID: conversationID, kind: "triaged", now: now)
             let fromUrgency: Priority = triage.urgency == "emergency" ? .emergency : triage.urgency == "urgent" ? .urgent : .normal
             let target = [fromUrgency, rules.priority ?? .low].min { Self.rank($0) > Self.rank($1) } ?? fromUrgency
             try db.execute(sql: """

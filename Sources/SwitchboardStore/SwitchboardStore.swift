@@ -124,14 +124,18 @@ public final class SwitchboardStore: Sendable {
             VALUES (?, ?, 'inbound', 'contact', ?, ?, ?, ?, ?)
             """, arguments: [messageID, conversationID, channel, inbound.externalMessageID, inbound.text, inbound.sentAt, now])
         try db.execute(sql: """
-            UPDATE conversations SET last_message_at = ?, updated_at = ?,
+            UPDATE conversations SET last_message_at = ?, updated_at = ?, waiting_since = COALESCE(waiting_since, ?),
                 status = CASE WHEN status = 'pending' THEN 'open' ELSE status END
             WHERE id = ?
-            """, arguments: [now, now, conversationID])
+            """, arguments: [now, now, now, conversationID])
         let result = IngestResult(conversationID: conversationID, messageID: messageID, duplicate: false)
         try journal(db, inbound, outcome: "stored", result: result, now: now)
         try audit(db, actorKind: "channel", actorID: channel, action: "message.received",
                   conversationID: conversationID, messageID: messageID, now: now)
+        try signal(db, conversationID: conversationID, kind: "inbound", now: now)
+        let placement = try Row.fetchOne(db, sql: "SELECT assignee_id, team_id FROM conversations WHERE id = ?", arguments: [conversationID])
+        try event(db, kind: "message.created", audience: .conversation, agentID: placement?["assignee_id"], teamID: placement?["team_id"],
+                  conversationID: conversationID, data: ["message_id": messageID, "direction": "inbound", "channel": channel], now: now)
         return result
     }
 
@@ -220,8 +224,11 @@ public final class SwitchboardStore: Sendable {
     }
 
     static func reopen(_ db: Database, conversationID: String, actorKind: String, actorID: String?, now: Int64) throws {
-        try db.execute(sql: "UPDATE conversations SET status = 'open', resolved_at = NULL, updated_at = ? WHERE id = ?",
-                       arguments: [now, conversationID])
+        try db.execute(sql: """
+            UPDATE conversations SET status = 'open', resolved_at = NULL, updated_at = ?, first_response_at = NULL,
+                first_response_due_at = NULL, waiting_since = COALESCE(waiting_since, ?) WHERE id = ?
+            """, arguments: [now, now, conversationID])
+        try signal(db, conversationID: conversationID, kind: "reopened", now: now)
         try audit(db, actorKind: actorKind, actorID: actorID, action: "conversation.reopened", conversationID: conversationID, now: now)
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import Metrics
 import Prometheus
 import SwitchboardConfig
@@ -87,7 +88,13 @@ struct SwitchboardDaemon: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data("switchboardd listening on \(where_)\n".utf8))
         }
         let app = buildApplication(dependencies)
-        try await app.runService()
+        // SIGTERM/SIGINT start a graceful shutdown; whatever has not finished after the
+        // grace period (a connection that never sent a request, a client that never
+        // answers a close frame) is cancelled, so the daemon always stops.
+        var group = ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint],
+                                              logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(settings.http.shutdownGraceSeconds)
+        try await ServiceGroup(configuration: group).run()
         logger.info("stopped")
     }
 }

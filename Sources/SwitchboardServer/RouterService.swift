@@ -1,0 +1,269 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SwitchboardConfig
+import SwitchboardCore
+import SwitchboardRouting
+import SwitchboardStore
+
+/// Runs the routing engine against the store. The store is the source of truth: at start
+/// the engine is rebuilt from it, and afterwards every change elsewhere in the daemon (a
+/// message received, triaged, answered, a conversation claimed or resolved) reaches the
+/// router as a signal row written in the same transaction, which it reconciles against
+/// the stored conversation. Agents' own routing requests (presence, accept, decline,
+/// transfer) come through this actor, which owns the engine.
+///
+/// On failure: a batch of effects the store cannot commit is logged and counted, and the
+/// engine is rebuilt from the store before the next step — it never runs on a state the
+/// store does not have.
+public actor RouterService: Service, CustomStringConvertible {
+    public nonisolated var description: String { "RouterService" }
+
+    private var engine: RoutingEngine
+    private let store: SwitchboardStore
+    private let metrics: SwitchboardMetrics
+    private let logger: Logger
+    private let triageGates: Bool
+    private let eventRetention: Int64
+    private let wake = WakeSignal()
+    private var cursor: Int64 = 0
+    private var needsReload = true
+    private var reloading = false
+    private var lastPrune: Int64 = 0
+    private var observation: CommitObservation?
+
+    public init(store: SwitchboardStore, configuration: SwitchboardConfiguration, metrics: SwitchboardMetrics, logger: Logger) {
+        self.store = store
+        self.metrics = metrics
+        self.logger = logger
+        self.triageGates = configuration.triage.enabled
+        self.eventRetention = configuration.events.retentionSeconds * 1000
+        self.engine = RoutingEngine(settings: Self.settings(configuration.routing))
+    }
+
+    static func settings(_ routing: SwitchboardConfiguration.Routing) -> RoutingSettings {
+        var settings = RoutingSettings()
+        settings.offerTimeout = routing.offerTimeoutSeconds * 1000
+        settings.lapsesBeforeAway = routing.lapsesBeforeAway
+        settings.idleAway = routing.idleAwaySeconds > 0 ? routing.idleAwaySeconds * 1000 : nil
+        settings.stickinessWindow = routing.stickinessWindowSeconds * 1000
+        settings.handBackOnOffline = routing.handBackOnOffline
+        settings.defaultPolicy = RoutingPolicy(rawValue: routing.defaultPolicy) ?? .leastLoaded
+        settings.firstResponse = routing.firstResponseSeconds.mapValues { $0 * 1000 }
+        settings.nextResponse = routing.nextResponseSeconds.mapValues { $0 * 1000 }
+        settings.warningFraction = routing.slaWarningFraction
+        return settings
+    }
+
+    public func run() async throws {
+        let wake = self.wake
+        observation = store.observeCommits(to: "routing_signals") { wake.signal() }
+        defer { observation?.cancel() }
+        await withGracefulShutdownHandler {
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                await step()
+                let now = Timestamp.now()
+                let deadline = engine.nextDeadline().map { max(10, min(1000, $0 - now)) } ?? 1000
+                await wake.wait(timeout: .milliseconds(deadline))
+            }
+        } onGracefulShutdown: {
+            wake.signal()
+        }
+    }
+
+    /// One round: rebuild if needed, reconcile new signals, let time pass, prune.
+    func step() async {
+        do {
+            try await ensureLoaded()
+            while true {
+                let signals = try await store.routingSignals(after: cursor, limit: 500)
+                if signals.isEmpty { break }
+                // One reconciliation per conversation per batch, in first-signal order.
+                var order: [String] = []
+                var kinds: [String: Set<String>] = [:]
+                for signal in signals {
+                    if kinds[signal.conversationID] == nil { order.append(signal.conversationID) }
+                    kinds[signal.conversationID, default: []].insert(signal.kind)
+                }
+                for id in order { try await reconcile(id, kinds: kinds[id] ?? []) }
+                cursor = signals.last?.id ?? cursor
+                if signals.count < 500 { break }
+            }
+            try await persist(engine.tick(now: Timestamp.now()))
+            let now = Timestamp.now()
+            if now - lastPrune > 3_600_000 {
+                lastPrune = now
+                try await store.pruneRoutingSignals(through: cursor)
+                let pruned = try await store.pruneEvents(olderThan: now - eventRetention)
+                if pruned > 0 { logger.info("events pruned", metadata: ["count": "\(pruned)"]) }
+            }
+            metrics.routingQueue(depth: engine.queuedCount)
+        } catch {
+            metrics.storeFailure()
+            logger.error("router step failed; rebuilding from the store", metadata: ["error.type": "\(type(of: error))"])
+            needsReload = true
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    private func reload() async throws {
+        reloading = true
+        defer { reloading = false }
+        let snapshot = try await store.loadRouting(triageGates: triageGates)
+        let now = Timestamp.now()
+        engine = RoutingEngine(settings: engine.settings)
+        var effects: [RoutingEffect] = []
+        for team in snapshot.teams { effects += engine.upsertTeam(team, now: now) }
+        for agent in snapshot.agents { effects += engine.upsertAgent(agent, now: now) }
+        var waiting: [RoutableRow] = []
+        for row in snapshot.conversations {
+            if let stage = row.stage {
+                engine.restore(row.conversation, stage: stage, awaitingFirstReply: row.awaitingFirstReply,
+                               nextResponseDue: nextDue(row), now: now)
+            } else if row.readyForRouting {
+                waiting.append(row)
+            }
+        }
+        for row in waiting { effects += engine.enqueue(row.conversation, now: now) }
+        cursor = snapshot.signalCursor
+        needsReload = false
+        try await persist(effects)
+        logger.info("router loaded", metadata: ["agents": "\(snapshot.agents.count)", "teams": "\(snapshot.teams.count)",
+                                                "conversations": "\(snapshot.conversations.count)", "queued": "\(engine.queuedCount)"])
+    }
+
+    private func nextDue(_ row: RoutableRow) -> Int64? {
+        guard let since = row.patientWaitingSince else { return nil }
+        return since + (engine.settings.nextResponse[row.conversation.priority] ?? 8 * 3_600_000)
+    }
+
+    /// Brings the engine's view of one conversation in line with the store's.
+    private func reconcile(_ id: String, kinds: Set<String>) async throws {
+        let now = Timestamp.now()
+        guard let row = try await store.routableConversation(id: id, triageGates: triageGates), !row.resolved else {
+            try await persist(engine.release(id, now: now))
+            return
+        }
+        var effects: [RoutingEffect] = []
+        if case .assigned(let agent) = row.stage {
+            if engine.stage(of: id) != .assigned(agent: agent) {
+                effects += engine.release(id, now: now)
+                engine.restore(row.conversation, stage: .assigned(agent: agent), awaitingFirstReply: row.awaitingFirstReply,
+                               nextResponseDue: nextDue(row), now: now)
+            } else {
+                effects += engine.enqueue(row.conversation, now: now)
+            }
+            if kinds.contains("replied") { engine.replied(id, now: now) }
+            if kinds.contains("inbound"), !row.awaitingFirstReply { effects += engine.patientMessage(id, at: now) }
+        } else {
+            if case .assigned = engine.stage(of: id) { effects += engine.release(id, now: now) }
+            if row.readyForRouting { effects += engine.enqueue(row.conversation, now: now) }
+        }
+        try await persist(effects)
+    }
+
+    private func persist(_ effects: [RoutingEffect], actor: String? = nil) async throws {
+        guard !effects.isEmpty else { return }
+        do {
+            try await store.applyRouting(effects, actor: actor)
+        } catch {
+            needsReload = true
+            throw error
+        }
+        for effect in effects {
+            switch effect {
+            case .decided(let decision): metrics.routingDecision(outcome: decision.outcome.rawValue)
+            case .offerEnded(_, _, let reason): metrics.offerEnded(reason: reason)
+            case .slaBreached(_, let kind, _): metrics.slaBreached(kind.rawValue)
+            case .assigned(_, _, let via): metrics.assigned(via: via)
+            default: break
+            }
+        }
+    }
+
+    // MARK: Agents' requests
+
+    public func setPresence(agent id: String, to presence: Presence, by actor: String) async throws {
+        try await ensureLoaded()
+        try await ensureAgent(id)
+        try await persist(engine.setPresence(agent: id, to: presence, reason: actor == id ? "set by the agent" : "set by a supervisor",
+                                             now: Timestamp.now()), actor: actor)
+    }
+
+    public func accept(_ conversationID: String, agent: String) async throws {
+        try await ensureLoaded()
+        try await persist(try engine.accept(conversationID, agent: agent, now: Timestamp.now()), actor: agent)
+    }
+
+    public func decline(_ conversationID: String, agent: String) async throws {
+        try await ensureLoaded()
+        try await persist(try engine.decline(conversationID, agent: agent, now: Timestamp.now()), actor: agent)
+    }
+
+    public func transfer(_ conversationID: String, toAgent: String?, toTeam: String?, by actor: String) async throws {
+        try await ensureLoaded()
+        if let toAgent { try await ensureAgent(toAgent) }
+        let now = Timestamp.now()
+        if engine.stage(of: conversationID) == nil,
+           let row = try await store.routableConversation(id: conversationID, triageGates: false), !row.resolved {
+            // Not routed yet (waiting for triage): routing takes it from here.
+            if let stage = row.stage {
+                engine.restore(row.conversation, stage: stage, awaitingFirstReply: row.awaitingFirstReply, now: now)
+            } else {
+                try await persist(engine.enqueue(row.conversation, now: now))
+            }
+        }
+        try await persist(try engine.transfer(conversationID, toAgent: toAgent, toTeam: toTeam, now: now), actor: actor)
+    }
+
+    /// An agent's attributes changed in the store (or the agent was deactivated).
+    public func agentChanged(_ id: String) async throws {
+        try await ensureLoaded()
+        let now = Timestamp.now()
+        if let profile = try await store.agentProfile(id: id) {
+            var profile = profile
+            profile.presence = engine.agent(id)?.profile.presence ?? profile.presence
+            try await persist(engine.upsertAgent(profile, now: now))
+        } else {
+            try await persist(engine.removeAgent(id, now: now))
+        }
+    }
+
+    public func teamChanged(_ team: TeamSettings) async throws {
+        try await ensureLoaded()
+        try await persist(engine.upsertTeam(team, now: Timestamp.now()))
+    }
+
+    /// Activity that keeps an agent from being set away for idleness.
+    public func touch(agent id: String) {
+        engine.touch(agent: id, now: Timestamp.now())
+    }
+
+    public func agentState(_ id: String) -> AgentRoutingState? { engine.agent(id) }
+
+    public func stage(of conversationID: String) -> RoutingStage? { engine.stage(of: conversationID) }
+
+    public func waitEstimate(for conversationID: String) -> (position: Int, estimatedWait: Int64?)? {
+        engine.waitEstimate(for: conversationID)
+    }
+
+    /// Loads an agent created since the router loaded (the command line writes to the store
+    /// directly).
+    private func ensureAgent(_ id: String) async throws {
+        guard engine.agent(id) == nil else { return }
+        guard let profile = try await store.agentProfile(id: id) else { throw RoutingError.unknownAgent }
+        try await persist(engine.upsertAgent(profile, now: Timestamp.now()))
+    }
+
+    /// Rebuilds the engine if it must be; a caller arriving during a rebuild waits for it
+    /// (the actor is re-entered while the store is read).
+    private func ensureLoaded() async throws {
+        while needsReload {
+            if reloading {
+                try await Task.sleep(for: .milliseconds(10))
+            } else {
+                try await reload()
+            }
+        }
+    }
+}

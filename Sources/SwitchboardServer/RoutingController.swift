@@ -1,0 +1,331 @@
+import Foundation
+import Hummingbird
+import Logging
+import SwitchboardCore
+import SwitchboardRouting
+import SwitchboardStore
+
+/// The router's side of the agent API: presence, offers, transfers, notes, the routing
+/// log, queue position, and team and agent administration. Roles: any agent manages their
+/// own presence and offers; supervisors see agents and set others' presence; admins change
+/// teams and agents. A role that may not do something gets 403 naming the role it needs.
+struct RoutingController {
+    let store: SwitchboardStore
+    let router: RouterService
+
+    static let maxNoteBytes = 16 * 1024
+
+    func register(on group: RouterGroup<AppRequestContext>) {
+        group.get("me") { _, context in
+            let agent = try context.requireAgent()
+            await router.touch(agent: agent.id)
+            return try await agentResponse(agent.id)
+        }
+        group.put("me/presence") { request, context in
+            let agent = try context.requireAgent()
+            let presence = try await Self.presence(request)
+            try await router.setPresence(agent: agent.id, to: presence, by: agent.id)
+            context.logger.info("presence set", metadata: ["presence": "\(presence.rawValue)"])
+            return try await agentResponse(agent.id)
+        }
+        group.get("agents") { _, context in
+            try Self.require(.supervisor, context)
+            var agents: [AgentJSON] = []
+            for detail in try await store.agentDetails() {
+                agents.append(AgentJSON(detail, state: await router.agentState(detail.agent.id)))
+            }
+            return JSON.response(["agents": agents])
+        }
+        group.put("agents/:agent/presence") { request, context in
+            let actor = try Self.require(.supervisor, context)
+            let id = try Self.parameter("agent", context)
+            let presence = try await Self.presence(request)
+            try await router.setPresence(agent: id, to: presence, by: actor.id)
+            context.logger.info("presence set for another agent", metadata: ["target.agent.id": "\(id)", "presence": "\(presence.rawValue)"])
+            return try await agentResponse(id)
+        }
+        group.patch("agents/:agent") { request, context in
+            try Self.require(.admin, context)
+            let id = try Self.parameter("agent", context)
+            guard try await store.agentDetail(id: id) != nil else { throw APIError(.notFound, code: "not_found", "no such agent") }
+            try await updateAgent(id, try await request.jsonObject(limit: 16 * 1024))
+            try await router.agentChanged(id)
+            context.logger.info("agent updated", metadata: ["target.agent.id": "\(id)"])
+            return try await agentResponse(id)
+        }
+        group.get("teams") { _, _ in
+            JSON.response(["teams": try await store.listTeams().map(TeamJSON.init)])
+        }
+        group.put("teams/:team") { request, context in
+            try Self.require(.admin, context)
+            let name = try Self.parameter("team", context)
+            let team = try await upsertTeam(name, try await request.jsonObject(limit: 4096))
+            try await router.teamChanged(team)
+            context.logger.info("team saved", metadata: ["team.id": "\(team.id)", "policy": "\(team.policy.rawValue)"])
+            return JSON.response(["team": TeamJSON(team)])
+        }
+        group.post("conversations/:id/accept") { _, context in
+            let agent = try context.requireAgent()
+            let id = try Self.parameter("id", context)
+            try await store.checkAccess(conversationID: id, by: agent, sourceAddress: context.sourceAddress)
+            try await router.accept(id, agent: agent.id)
+            context.logger.info("offer accepted", metadata: ["conversation.id": "\(id)"])
+            return try await conversationResponse(id, agent, context)
+        }
+        group.post("conversations/:id/decline") { _, context in
+            let agent = try context.requireAgent()
+            let id = try Self.parameter("id", context)
+            try await store.checkAccess(conversationID: id, by: agent, sourceAddress: context.sourceAddress)
+            try await router.decline(id, agent: agent.id)
+            context.logger.info("offer declined", metadata: ["conversation.id": "\(id)"])
+            return Response(status: .noContent)
+        }
+        group.post("conversations/:id/transfer") { request, context in
+            let agent = try context.requireAgent()
+            let id = try Self.parameter("id", context)
+            let object = try await request.jsonObject(limit: Self.maxNoteBytes + 1024)
+            let toAgent = try Self.optionalString(object, "to_agent")
+            let toTeam = try Self.optionalString(object, "to_team")
+            let note = try Self.optionalString(object, "note")
+            guard (toAgent == nil) != (toTeam == nil) else {
+                throw APIError.badRequest("give exactly one of to_agent (an agent id) or to_team (a team name or id)")
+            }
+            if let note, note.utf8.count > Self.maxNoteBytes {
+                throw APIError(.contentTooLarge, code: "payload_too_large", "field note is longer than \(Self.maxNoteBytes) bytes")
+            }
+            let target = try await store.prepareTransfer(conversationID: id, by: agent, toAgent: toAgent, toTeam: toTeam, note: note,
+                                                         sourceAddress: context.sourceAddress)
+            try await router.transfer(id, toAgent: target.toAgent, toTeam: target.toTeam, by: agent.id)
+            context.logger.info("conversation transferred", metadata: ["conversation.id": "\(id)"])
+            return JSON.response(["conversation": ConversationJSON(try await store.summary(id: id))])
+        }
+        group.post("conversations/:id/notes") { request, context in
+            let agent = try context.requireAgent()
+            let id = try Self.parameter("id", context)
+            let object = try await request.jsonObject(limit: Self.maxNoteBytes + 1024)
+            guard let text = try Self.optionalString(object, "text") else { throw APIError.badRequest("missing field text") }
+            guard text.utf8.count <= Self.maxNoteBytes else {
+                throw APIError(.contentTooLarge, code: "payload_too_large", "field text is longer than \(Self.maxNoteBytes) bytes")
+            }
+            let note = try await store.addNote(conversationID: id, by: agent, text: text, sourceAddress: context.sourceAddress)
+            context.logger.info("note added", metadata: ["conversation.id": "\(id)", "message.id": "\(note.id)"])
+            return JSON.response(["message_id": note.id], status: .created)
+        }
+        group.get("conversations/:id/routing") { _, context in
+            let agent = try context.requireAgent()
+            let id = try Self.parameter("id", context)
+            let decisions = try await store.routingLog(conversationID: id, for: agent, sourceAddress: context.sourceAddress)
+            return JSON.response(RoutingLogJSON(conversationId: id, decisions: decisions.map(DecisionJSON.init)))
+        }
+        group.get("conversations/:id/queue") { _, context in
+            let agent = try context.requireAgent()
+            let id = try Self.parameter("id", context)
+            try await store.checkAccess(conversationID: id, by: agent, sourceAddress: context.sourceAddress)
+            guard let estimate = await router.waitEstimate(for: id) else {
+                return JSON.response(QueueJSON(conversationId: id, queued: false, position: Nullable(nil), estimatedWaitSeconds: Nullable(nil)))
+            }
+            return JSON.response(QueueJSON(conversationId: id, queued: true, position: Nullable(estimate.position),
+                                           estimatedWaitSeconds: Nullable(estimate.estimatedWait.map { Int(($0 + 999) / 1000) })))
+        }
+    }
+
+    private func agentResponse(_ id: String) async throws -> Response {
+        guard let detail = try await store.agentDetail(id: id) else { throw APIError(.notFound, code: "not_found", "no such agent") }
+        return JSON.response(["agent": AgentJSON(detail, state: await router.agentState(id))])
+    }
+
+    private func conversationResponse(_ id: String, _ agent: Agent, _ context: AppRequestContext) async throws -> Response {
+        let summary = try await store.summary(id: id)
+        guard summary.assigneeID == agent.id else {
+            throw APIError(.conflict, code: "conflict", "the conversation was taken by another agent")
+        }
+        return JSON.response(["conversation": ConversationJSON(summary)])
+    }
+
+    private func updateAgent(_ id: String, _ object: [String: Any]) async throws {
+        try Self.onlyFields(["role", "skills", "languages", "capacity", "teams"], in: object)
+        let role: AgentRole? = try Self.enumeration(object, "role")
+        var capacity: [SwitchboardCore.Channel: Int]?
+        if let value = object["capacity"] {
+            guard let dictionary = value as? [String: Any] else { throw APIError.badRequest("field capacity must be an object of channel: number") }
+            var parsed: [SwitchboardCore.Channel: Int] = [:]
+            for (key, number) in dictionary {
+                guard let channel = SwitchboardCore.Channel(rawValue: key) else {
+                    throw APIError.badRequest("capacity: unknown channel \(key.prefix(32)); channels are email, sms, chat, portal")
+                }
+                guard let count = number as? Int, !(number is Bool) else { throw APIError.badRequest("capacity.\(key) must be a whole number") }
+                parsed[channel] = count
+            }
+            capacity = parsed
+        }
+        _ = try await store.updateAgent(id: id, role: role, skills: try Self.stringList(object, "skills"),
+                                        languages: try Self.stringList(object, "languages"), capacity: capacity,
+                                        teams: try Self.stringList(object, "teams"))
+    }
+
+    private func upsertTeam(_ name: String, _ object: [String: Any]) async throws -> TeamSettings {
+        try Self.onlyFields(["policy", "auto_accept", "overflow"], in: object)
+        let policy: RoutingPolicy? = try Self.enumeration(object, "policy")
+        var autoAccept: Bool?
+        if let value = object["auto_accept"] {
+            guard let flag = value as? Bool else {
+                throw APIError.badRequest("field auto_accept must be true or false")
+            }
+            autoAccept = flag
+        }
+        var overflow: String??
+        if let value = object["overflow"] {
+            if value is NSNull {
+                overflow = .some(nil)
+            } else if let text = value as? String, !text.isEmpty {
+                overflow = .some(text)
+            } else {
+                throw APIError.badRequest("field overflow must be \"language\", a team name, or null")
+            }
+        }
+        return try await store.upsertTeam(name: name, policy: policy, autoAccept: autoAccept, overflow: overflow)
+    }
+
+    @discardableResult
+    static func require(_ role: AgentRole, _ context: AppRequestContext) throws -> Agent {
+        let agent = try context.requireAgent()
+        let rank: [AgentRole: Int] = [.agent: 0, .supervisor: 1, .admin: 2]
+        guard rank[agent.role, default: 0] >= rank[role, default: 0] else {
+            throw APIError(.forbidden, code: "forbidden", "this needs the \(role.rawValue) role")
+        }
+        return agent
+    }
+
+    static func parameter(_ name: String, _ context: AppRequestContext) throws -> String {
+        guard let value = context.parameters.get(name), !value.isEmpty, value.utf8.count <= 64 else { throw APIError.notFound }
+        return value
+    }
+
+    static func presence(_ request: Request) async throws -> Presence {
+        let object = try await request.jsonObject(limit: 1024)
+        guard let presence: Presence = try enumeration(object, "presence") else { throw APIError.badRequest("missing field presence") }
+        return presence
+    }
+
+    /// 400 naming the first field that is not one of `allowed`.
+    static func onlyFields(_ allowed: Set<String>, in object: [String: Any]) throws {
+        if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw APIError.badRequest("unknown field \(unknown.prefix(64)); allowed: \(allowed.sorted().joined(separator: ", "))")
+        }
+    }
+
+    /// An optional field whose value is one of an enumeration's raw values, or 400 listing them.
+    static func enumeration<T: RawRepresentable & CaseIterable>(_ object: [String: Any], _ key: String) throws -> T?
+        where T.RawValue == String {
+        guard let value = object[key] else { return nil }
+        guard let text = value as? String, let parsed = T(rawValue: text) else {
+            throw APIError.badRequest("field \(key) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return parsed
+    }
+
+    static func optionalString(_ object: [String: Any], _ key: String) throws -> String? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard let text = value as? String else { throw APIError.badRequest("field \(key) must be a string") }
+        let trimmed = text.trimmingWhitespace()
+        return trimmed.isEmpty ? nil : trimmed
+    }
+
+    static func stringList(_ object: [String: Any], _ key: String) throws -> [String]? {
+        guard let value = object[key] else { return nil }
+        guard let list = value as? [String], list.count <= 100, list.allSatisfy({ $0.utf8.count <= 64 }) else {
+            throw APIError.badRequest("field \(key) must be a list of at most 100 strings of at most 64 bytes")
+        }
+        return list
+    }
+}
+
+struct AgentJSON: Encodable {
+    let id: String
+    let name: String
+    let email: String
+    let role: AgentRole
+    let teams: [String]
+    let skills: [String]
+    let languages: [String]
+    let capacity: [String: Int]
+    let load: [String: Int]
+    let presence: Presence
+    let presenceChangedAt: Nullable<String>
+
+    init(_ detail: AgentDetail, state: AgentRoutingState?) {
+        id = detail.agent.id
+        name = detail.agent.name
+        email = detail.agent.email
+        role = detail.agent.role
+        teams = detail.agent.teams.sorted()
+        skills = detail.profile.skills.sorted()
+        languages = detail.profile.languages.sorted()
+        capacity = Dictionary(uniqueKeysWithValues: detail.profile.capacity.map { ($0.key.rawValue, $0.value) })
+        load = Dictionary(uniqueKeysWithValues: (state?.load ?? [:]).filter { $0.value > 0 }.map { ($0.key.rawValue, $0.value) })
+        presence = state?.profile.presence ?? detail.profile.presence
+        presenceChangedAt = Nullable(detail.presenceChangedAt.map(Timestamp.format))
+    }
+}
+
+struct TeamJSON: Encodable {
+    let id: String
+    let name: String
+    let policy: RoutingPolicy
+    let autoAccept: Bool
+    let overflow: Nullable<String>
+
+    init(_ team: TeamSettings) {
+        id = team.id
+        name = team.name
+        policy = team.policy
+        autoAccept = team.autoAccept
+        overflow = Nullable(team.overflow.map {
+            switch $0 {
+            case .language: "language"
+            case .team(let id): "team:\(id)"
+            }
+        })
+    }
+}
+
+struct DecisionJSON: Encodable {
+    struct CandidateJSON: Encodable {
+        let agentId: String
+        let eligible: Bool
+        let reasons: [String]
+        let load: Nullable<Double>
+    }
+
+    let at: String
+    let trigger: String
+    let outcome: String
+    let agentId: Nullable<String>
+    let rule: String
+    let candidates: [CandidateJSON]
+    let candidatesOmitted: Int
+
+    init(_ decision: RoutingDecision) {
+        at = Timestamp.format(decision.at)
+        trigger = decision.trigger.rawValue
+        outcome = decision.outcome.rawValue
+        agentId = Nullable(decision.agentID)
+        rule = decision.rule
+        candidates = decision.candidates.map {
+            CandidateJSON(agentId: $0.agentID, eligible: $0.eligible, reasons: $0.reasons, load: Nullable($0.load))
+        }
+        candidatesOmitted = decision.candidatesOmitted
+    }
+}
+
+struct RoutingLogJSON: Encodable {
+    let conversationId: String
+    let decisions: [DecisionJSON]
+}
+
+struct QueueJSON: Encodable {
+    let conversationId: String
+    let queued: Bool
+    let position: Nullable<Int>
+    let estimatedWaitSeconds: Nullable<Int>
+}

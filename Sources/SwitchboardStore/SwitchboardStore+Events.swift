@@ -1,0 +1,152 @@
+import Foundation
+import GRDB
+import SwitchboardCore
+
+/// Who an event is for. Resolved when it is read, against the reader's role and teams.
+public enum EventAudience: String, Sendable {
+    /// Only `agent_id` (and admins).
+    case agent
+    /// The conversation's agent — or, while unassigned, the agents of its team (everyone
+    /// for no team) — and the team's supervisors.
+    case conversation
+    /// The supervisors of `team_id` (of every team when nil).
+    case supervisors
+}
+
+/// One event of the live stream. `data` carries identifiers and states, never message
+/// text or contact details: a client fetches those through the audited API.
+public struct StreamEvent: Sendable, Equatable {
+    public var seq: Int64
+    public var at: Int64
+    public var kind: String
+    public var conversationID: String?
+    public var dataJSON: String
+}
+
+/// The event stream agents follow, and internal notes. Events are written in the same
+/// transaction as the change they report: an event exists if and only if its change does.
+extension SwitchboardStore {
+    static func event(_ db: Database, kind: String, audience: EventAudience, agentID: String?, teamID: String?,
+                      conversationID: String?, data: [String: Any], now: Int64) throws {
+        var data = data
+        if let conversationID { data["conversation_id"] = conversationID }
+        try db.execute(sql: """
+            INSERT INTO events (at, kind, audience, agent_id, team_id, conversation_id, data) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [now, kind, audience.rawValue, agentID, teamID, conversationID, jsonText(data)])
+    }
+
+    /// Events after `seq` that `agent` may see, oldest first.
+    public func events(for agent: Agent, after seq: Int64, limit: Int = 500) async throws -> [StreamEvent] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT e.seq, e.at, e.kind, e.conversation_id, e.data FROM events e
+                WHERE e.seq > ? AND (? OR e.agent_id = ?
+                    OR (e.audience = 'conversation' AND e.agent_id IS NULL
+                        AND (e.team_id IS NULL OR e.team_id IN (SELECT team_id FROM agent_teams WHERE agent_id = ?)))
+                    OR (e.audience IN ('conversation','supervisors') AND ?
+                        AND (e.team_id IS NULL OR e.team_id IN (SELECT team_id FROM agent_teams WHERE agent_id = ?))))
+                ORDER BY e.seq LIMIT ?
+                """, arguments: [seq, agent.role == .admin, agent.id, agent.id, agent.role == .supervisor, agent.id, limit]).map {
+                StreamEvent(seq: $0["seq"], at: $0["at"], kind: $0["kind"], conversationID: $0["conversation_id"], dataJSON: $0["data"])
+            }
+        }
+    }
+
+    /// The newest sequence number, and the oldest one still retained (nil when none is).
+    public func eventBounds() async throws -> (newest: Int64, oldestRetained: Int64?) {
+        try await pool.read { db in
+            let newest = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'events'") ?? 0
+            let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM events")
+            return (newest, oldest)
+        }
+    }
+
+    /// Retention: deletes events older than `cutoff`. Returns how many.
+    @discardableResult
+    public func pruneEvents(olderThan cutoff: Int64) async throws -> Int {
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM events WHERE at < ?", arguments: [cutoff])
+            return db.changesCount
+        }
+    }
+
+    /// An internal note on a conversation: visible to agents, never sent to the patient.
+    public func addNote(conversationID id: String, by agent: Agent, text: String, sourceAddress: String? = nil,
+                        now: Int64 = Timestamp.now()) async throws -> MessageView {
+        let text = text.trimmingWhitespace()
+        guard !text.isEmpty else { throw StoreError.invalid("text must not be empty") }
+        return try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
+            let conversation = try Self.visibleConversation(db, id: id, agent: agent)
+            let messageID = try Self.insertNote(db, conversation: conversation, agentID: agent.id, text: text, now: now)
+            return MessageView(id: messageID, direction: .note, senderAgentID: agent.id, channel: conversation.channel,
+                               text: text, sentAt: now, createdAt: now, deliveryStatus: nil, failureReason: nil)
+        }
+    }
+
+    static func insertNote(_ db: Database, conversation: ConversationSummary, agentID: String, text: String, now: Int64) throws -> String {
+        let messageID = Identifier.make(prefix: "msg")
+        try db.execute(sql: """
+            INSERT INTO messages (id, conversation_id, direction, sender_kind, sender_agent_id, channel, body_text, sent_at, created_at)
+            VALUES (?, ?, 'note', 'agent', ?, ?, ?, ?, ?)
+            """, arguments: [messageID, conversation.id, agentID, conversation.channel.rawValue, text, now, now])
+        try audit(db, actorKind: "agent", actorID: agentID, action: "note.added", conversationID: conversation.id,
+                  messageID: messageID, now: now)
+        try event(db, kind: "note.created", audience: .conversation, agentID: conversation.assigneeID, teamID: conversation.teamID,
+                  conversationID: conversation.id, data: ["message_id": messageID], now: now)
+        return messageID
+    }
+
+    /// Checks a transfer is allowed (visible conversation, existing target) and records the
+    /// note that goes with it. The router then moves the conversation.
+    public func prepareTransfer(conversationID id: String, by agent: Agent, toAgent: String?, toTeam: String?, note: String?,
+                                sourceAddress: String? = nil, now: Int64 = Timestamp.now()) async throws -> (toAgent: String?, toTeam: String?) {
+        try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
+            let conversation = try Self.visibleConversation(db, id: id, agent: agent)
+            guard conversation.status != .resolved else { throw StoreError.conflict("the conversation is resolved; reopen it first") }
+            if conversation.assigneeID != nil, conversation.assigneeID != agent.id, agent.role == .agent {
+                throw StoreError.conflict("the conversation is assigned to another agent")
+            }
+            var targetAgent: String?
+            if let toAgent {
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM agents WHERE id = ? AND active = 1", arguments: [toAgent]) == true else {
+                    throw StoreError.invalid("to_agent: no such agent")
+                }
+                targetAgent = toAgent
+            }
+            var targetTeam: String?
+            if let toTeam {
+                guard let teamID = try String.fetchOne(db, sql: "SELECT id FROM teams WHERE id = ? OR name = ?", arguments: [toTeam, toTeam]) else {
+                    throw StoreError.invalid("to_team: no such team")
+                }
+                targetTeam = teamID
+                try db.execute(sql: "UPDATE conversations SET team_id = ?, updated_at = ? WHERE id = ?", arguments: [teamID, now, id])
+            }
+            if let note = note?.trimmingWhitespace(), !note.isEmpty {
+                _ = try Self.insertNote(db, conversation: conversation, agentID: agent.id, text: note, now: now)
+            }
+            try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "conversation.transferred", conversationID: id, now: now)
+            try Self.event(db, kind: "conversation.transferred", audience: .conversation, agentID: conversation.assigneeID,
+                           teamID: targetTeam ?? conversation.teamID, conversationID: id,
+                           data: ["from_agent_id": conversation.assigneeID ?? NSNull(), "to_agent_id": targetAgent ?? NSNull(),
+                                  "to_team_id": targetTeam ?? NSNull()], now: now)
+            return (targetAgent, targetTeam)
+        }
+    }
+}
+
+/// Keeps a commit observation alive; cancelled when released.
+public final class CommitObservation: Sendable {
+    private let cancellable: AnyDatabaseCancellable
+    init(_ cancellable: AnyDatabaseCancellable) { self.cancellable = cancellable }
+    public func cancel() { cancellable.cancel() }
+}
+
+extension SwitchboardStore {
+    /// Calls `onChange` after every committed transaction that wrote to `table` — how the
+    /// router and the event stream learn of new signals and events without polling, from
+    /// whichever part of the daemon wrote them.
+    public func observeCommits(to table: String, _ onChange: @escaping @Sendable () -> Void) -> CommitObservation {
+        let observation = DatabaseRegionObservation(tracking: Table(table))
+        return CommitObservation(observation.start(in: pool, onError: { _ in }, onChange: { _ in onChange() }))
+    }
+}
