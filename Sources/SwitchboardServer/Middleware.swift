@@ -59,9 +59,12 @@ struct ErrorMiddleware: RouterMiddleware {
 struct BearerAuthMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let store: SwitchboardStore
+    /// Told of every authenticated request (the router's idle timeout counts API use as activity).
+    var onActivity: @Sendable (String) async -> Void = { _ in }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let agent = try await authenticate(request.headers, logger: context.logger, sourceAddress: context.sourceAddress)
+        await onActivity(agent.id)
         var context = context
         context.agent = agent
         context.logger[metadataKey: "agent.id"] = "\(agent.id)"

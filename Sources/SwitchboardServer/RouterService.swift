@@ -29,6 +29,7 @@ public actor RouterService: Service, CustomStringConvertible {
     private var cursor: Int64 = 0
     private var needsReload = true
     private var reloading = false
+    private var catchingUp = false
     private var lastPrune: Int64 = 0
     private var observation: CommitObservation?
 
@@ -74,21 +75,7 @@ public actor RouterService: Service, CustomStringConvertible {
     /// One round: rebuild if needed, reconcile new signals, let time pass, prune.
     func step() async {
         do {
-            try await ensureLoaded()
-            while true {
-                let signals = try await store.routingSignals(after: cursor, limit: 500)
-                if signals.isEmpty { break }
-                // One reconciliation per conversation per batch, in first-signal order.
-                var order: [String] = []
-                var kinds: [String: Set<String>] = [:]
-                for signal in signals {
-                    if kinds[signal.conversationID] == nil { order.append(signal.conversationID) }
-                    kinds[signal.conversationID, default: []].insert(signal.kind)
-                }
-                for id in order { try await reconcile(id, kinds: kinds[id] ?? []) }
-                cursor = signals.last?.id ?? cursor
-                if signals.count < 500 { break }
-            }
+            try await catchUp()
             try await persist(engine.tick(now: Timestamp.now()))
             let now = Timestamp.now()
             if now - lastPrune > 3_600_000 {
@@ -103,6 +90,36 @@ public actor RouterService: Service, CustomStringConvertible {
             logger.error("router step failed; rebuilding from the store", metadata: ["error.type": "\(type(of: error))"])
             needsReload = true
             try? await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// Reconciles every signal written since the last one seen. Agents' requests call it
+    /// first, so that they act on what the store already knows (a reply just sent, an agent
+    /// just created). One caller at a time; others wait for it.
+    private func catchUp() async throws {
+        try await ensureLoaded()
+        while catchingUp { try await Task.sleep(for: .milliseconds(2)) }
+        catchingUp = true
+        defer { catchingUp = false }
+        while true {
+            let signals = try await store.routingSignals(after: cursor, limit: 500)
+            if signals.isEmpty { break }
+            // One reconciliation per subject per batch, in first-signal order.
+            var order: [String] = []
+            var kinds: [String: Set<String>] = [:]
+            for signal in signals {
+                if kinds[signal.conversationID] == nil { order.append(signal.conversationID) }
+                kinds[signal.conversationID, default: []].insert(signal.kind)
+            }
+            for id in order {
+                if kinds[id] == ["agent"] {
+                    try await refreshAgent(id)
+                } else {
+                    try await reconcile(id, kinds: kinds[id] ?? [])
+                }
+            }
+            cursor = signals.last?.id ?? cursor
+            if signals.count < 500 { break }
         }
     }
 
@@ -146,6 +163,7 @@ public actor RouterService: Service, CustomStringConvertible {
         }
         var effects: [RoutingEffect] = []
         if case .assigned(let agent) = row.stage {
+            try await ensureAgent(agent)
             if engine.stage(of: id) != .assigned(agent: agent) {
                 effects += engine.release(id, now: now)
                 engine.restore(row.conversation, stage: .assigned(agent: agent), awaitingFirstReply: row.awaitingFirstReply,
@@ -184,24 +202,24 @@ public actor RouterService: Service, CustomStringConvertible {
     // MARK: Agents' requests
 
     public func setPresence(agent id: String, to presence: Presence, by actor: String) async throws {
-        try await ensureLoaded()
+        try await catchUp()
         try await ensureAgent(id)
         try await persist(engine.setPresence(agent: id, to: presence, reason: actor == id ? "set by the agent" : "set by a supervisor",
                                              now: Timestamp.now()), actor: actor)
     }
 
     public func accept(_ conversationID: String, agent: String) async throws {
-        try await ensureLoaded()
+        try await catchUp()
         try await persist(try engine.accept(conversationID, agent: agent, now: Timestamp.now()), actor: agent)
     }
 
     public func decline(_ conversationID: String, agent: String) async throws {
-        try await ensureLoaded()
+        try await catchUp()
         try await persist(try engine.decline(conversationID, agent: agent, now: Timestamp.now()), actor: agent)
     }
 
     public func transfer(_ conversationID: String, toAgent: String?, toTeam: String?, by actor: String) async throws {
-        try await ensureLoaded()
+        try await catchUp()
         if let toAgent { try await ensureAgent(toAgent) }
         let now = Timestamp.now()
         if engine.stage(of: conversationID) == nil,
@@ -218,7 +236,10 @@ public actor RouterService: Service, CustomStringConvertible {
 
     /// An agent's attributes changed in the store (or the agent was deactivated).
     public func agentChanged(_ id: String) async throws {
-        try await ensureLoaded()
+        try await catchUp()
+    }
+
+    private func refreshAgent(_ id: String) async throws {
         let now = Timestamp.now()
         if let profile = try await store.agentProfile(id: id) {
             var profile = profile

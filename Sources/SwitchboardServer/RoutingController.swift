@@ -17,9 +17,7 @@ struct RoutingController {
 
     func register(on group: RouterGroup<AppRequestContext>) {
         group.get("me") { _, context in
-            let agent = try context.requireAgent()
-            await router.touch(agent: agent.id)
-            return try await agentResponse(agent.id)
+            try await agentResponse(try context.requireAgent().id)
         }
         group.put("me/presence") { request, context in
             let agent = try context.requireAgent()
@@ -36,6 +34,34 @@ struct RoutingController {
             }
             return JSON.response(["agents": agents])
         }
+        group.post("agents") { request, context in
+            try Self.require(.admin, context)
+            let object = try await request.jsonObject(limit: 16 * 1024)
+            try Self.onlyFields(["name", "email", "role", "teams", "skills", "languages", "capacity"], in: object)
+            guard let name = try Self.optionalString(object, "name") else { throw APIError.badRequest("missing field name") }
+            guard let email = try Self.optionalString(object, "email") else { throw APIError.badRequest("missing field email") }
+            let attributes = try Self.agentAttributes(object)
+            let created = try await store.createAgent(name: name, email: email, role: attributes.role ?? .agent, team: nil)
+            try await updateAgent(created.agent.id, attributes)
+            try await router.agentChanged(created.agent.id)
+            context.logger.info("agent created", metadata: ["target.agent.id": "\(created.agent.id)"])
+            guard let detail = try await store.agentDetail(id: created.agent.id) else { throw APIError.notFound }
+            return JSON.response(AgentCreatedJSON(agent: AgentJSON(detail, state: await router.agentState(detail.agent.id)),
+                                                  token: created.token), status: .created)
+        }
+        group.delete("agents/:agent") { _, context in
+            let actor = try Self.require(.admin, context)
+            let id = try Self.parameter("agent", context)
+            guard id != actor.id else { throw APIError(.conflict, code: "conflict", "an admin cannot deactivate themselves") }
+            do {
+                try await store.deactivateAgent(id: id)
+            } catch StoreError.notFound {
+                throw APIError(.notFound, code: "not_found", "no such agent")
+            }
+            try await router.agentChanged(id)
+            context.logger.info("agent deactivated", metadata: ["target.agent.id": "\(id)"])
+            return Response(status: .noContent)
+        }
         group.put("agents/:agent/presence") { request, context in
             let actor = try Self.require(.supervisor, context)
             let id = try Self.parameter("agent", context)
@@ -48,7 +74,9 @@ struct RoutingController {
             try Self.require(.admin, context)
             let id = try Self.parameter("agent", context)
             guard try await store.agentDetail(id: id) != nil else { throw APIError(.notFound, code: "not_found", "no such agent") }
-            try await updateAgent(id, try await request.jsonObject(limit: 16 * 1024))
+            let object = try await request.jsonObject(limit: 16 * 1024)
+            try Self.onlyFields(["role", "skills", "languages", "capacity", "teams"], in: object)
+            try await updateAgent(id, try Self.agentAttributes(object))
             try await router.agentChanged(id)
             context.logger.info("agent updated", metadata: ["target.agent.id": "\(id)"])
             return try await agentResponse(id)
@@ -142,9 +170,16 @@ struct RoutingController {
         return JSON.response(["conversation": ConversationJSON(summary)])
     }
 
-    private func updateAgent(_ id: String, _ object: [String: Any]) async throws {
-        try Self.onlyFields(["role", "skills", "languages", "capacity", "teams"], in: object)
-        let role: AgentRole? = try Self.enumeration(object, "role")
+    /// An agent's routing attributes from a request body, validated before anything is stored.
+    struct AgentAttributes {
+        var role: AgentRole?
+        var skills: [String]?
+        var languages: [String]?
+        var capacity: [SwitchboardCore.Channel: Int]?
+        var teams: [String]?
+    }
+
+    static func agentAttributes(_ object: [String: Any]) throws -> AgentAttributes {
         var capacity: [SwitchboardCore.Channel: Int]?
         if let value = object["capacity"] {
             guard let dictionary = value as? [String: Any] else { throw APIError.badRequest("field capacity must be an object of channel: number") }
@@ -153,14 +188,20 @@ struct RoutingController {
                 guard let channel = SwitchboardCore.Channel(rawValue: key) else {
                     throw APIError.badRequest("capacity: unknown channel \(key.prefix(32)); channels are email, sms, chat, portal")
                 }
-                guard let count = number as? Int, !(number is Bool) else { throw APIError.badRequest("capacity.\(key) must be a whole number") }
+                guard let count = Self.strict(Int.self, number), (0...1000).contains(count) else {
+                    throw APIError.badRequest("capacity.\(key) must be a whole number from 0 to 1000")
+                }
                 parsed[channel] = count
             }
             capacity = parsed
         }
-        _ = try await store.updateAgent(id: id, role: role, skills: try Self.stringList(object, "skills"),
-                                        languages: try Self.stringList(object, "languages"), capacity: capacity,
-                                        teams: try Self.stringList(object, "teams"))
+        return AgentAttributes(role: try enumeration(object, "role"), skills: try stringList(object, "skills"),
+                               languages: try stringList(object, "languages"), capacity: capacity, teams: try stringList(object, "teams"))
+    }
+
+    private func updateAgent(_ id: String, _ attributes: AgentAttributes) async throws {
+        _ = try await store.updateAgent(id: id, role: attributes.role, skills: attributes.skills, languages: attributes.languages,
+                                        capacity: attributes.capacity, teams: attributes.teams)
     }
 
     private func upsertTeam(_ name: String, _ object: [String: Any]) async throws -> TeamSettings {
@@ -168,7 +209,7 @@ struct RoutingController {
         let policy: RoutingPolicy? = try Self.enumeration(object, "policy")
         var autoAccept: Bool?
         if let value = object["auto_accept"] {
-            guard let flag = value as? Bool else {
+            guard let flag = Self.strict(Bool.self, value) else {
                 throw APIError.badRequest("field auto_accept must be true or false")
             }
             autoAccept = flag
@@ -205,6 +246,13 @@ struct RoutingController {
         let object = try await request.jsonObject(limit: 1024)
         guard let presence: Presence = try enumeration(object, "presence") else { throw APIError.badRequest("missing field presence") }
         return presence
+    }
+
+    /// One JSON value decoded strictly: Foundation's JSONSerialization hands out NSNumber,
+    /// which casts 0 and 1 to Bool and true to Int; JSONDecoder keeps them apart.
+    static func strict<T: Decodable>(_ type: T.Type, _ value: Any) -> T? {
+        guard let data = try? JSONSerialization.data(withJSONObject: [value]) else { return nil }
+        return (try? JSONDecoder().decode([T].self, from: data))?.first
     }
 
     /// 400 naming the first field that is not one of `allowed`.
@@ -266,6 +314,11 @@ struct AgentJSON: Encodable {
         presence = state?.profile.presence ?? detail.profile.presence
         presenceChangedAt = Nullable(detail.presenceChangedAt.map(Timestamp.format))
     }
+}
+
+struct AgentCreatedJSON: Encodable {
+    let agent: AgentJSON
+    let token: String
 }
 
 struct TeamJSON: Encodable {

@@ -135,8 +135,8 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
     SMSWebhookController(store: store, configuration: configuration, metrics: metrics, outboxWake: wake, triageWake: triageWake)
         .register(on: router)
 
-    let auth = BearerAuthMiddleware(store: store)
     let routerService = RouterService(store: store, configuration: configuration, metrics: metrics, logger: dependencies.logger)
+    let auth = BearerAuthMiddleware(store: store) { agentID in await routerService.touch(agent: agentID) }
     let hub = EventHub()
     let eventsObservation = store.observeCommits(to: "events") { hub.notify() }
     let events = EventStreamController(store: store, hub: hub, auth: auth, router: routerService, metrics: metrics)

@@ -42,6 +42,7 @@ extension SwitchboardStore {
             try db.execute(sql: "INSERT INTO api_tokens (agent_id, token_hash, created_at) VALUES (?, ?, ?)",
                            arguments: [agentID, Self.tokenDigest(token), now])
             try Self.audit(db, actorKind: "admin", actorID: nil, action: "agent.created", now: now)
+            try Self.signal(db, conversationID: agentID, kind: "agent", now: now)
             return (Agent(id: agentID, name: name, email: email, role: role, teams: teams), token)
         }
     }
@@ -168,7 +169,21 @@ extension SwitchboardStore {
                 }
             }
             try Self.audit(db, actorKind: "admin", actorID: nil, action: "agent.updated", now: now)
+            try Self.signal(db, conversationID: id, kind: "agent", now: now)
             return try Self.agentDetail(db, id: id)!
+        }
+    }
+
+    /// Deactivates an agent: revokes their tokens; the router then takes back their offers
+    /// and conversations. History keeps the agent's id.
+    public func deactivateAgent(id: String, now: Int64 = Timestamp.now()) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "UPDATE agents SET active = 0, presence = 'offline', presence_changed_at = ? WHERE id = ? AND active = 1",
+                           arguments: [now, id])
+            guard db.changesCount == 1 else { throw StoreError.notFound }
+            try db.execute(sql: "UPDATE api_tokens SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL", arguments: [now, id])
+            try Self.audit(db, actorKind: "admin", actorID: nil, action: "agent.deactivated", now: now)
+            try Self.signal(db, conversationID: id, kind: "agent", now: now)
         }
     }
 
