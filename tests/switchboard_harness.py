@@ -487,6 +487,9 @@ class Api:
     def patch(self, path: str, body: Any = None) -> requests.Response:
         return self.s.patch(self.base + path, headers=self._h(), json=body, timeout=HTTP_TIMEOUT)
 
+    def delete(self, path: str) -> requests.Response:
+        return self.s.delete(self.base + path, headers=self._h(), timeout=HTTP_TIMEOUT)
+
     # typed helpers (assert the status they expect)
     def list(self, status: Optional[str] = "open", assignee: Optional[str] = "any") -> list:
         params = {}

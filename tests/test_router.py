@@ -562,9 +562,9 @@ def test_patch_agent_validation(make_daemon, receiver):
     a = d.add_agent(role="agent")
     api = d.api(a)
     path = f"/agents/{a['agent_id']}"
-    # Only an admin may change routing attributes.
-    expect_error(api.patch(path, {"capacity": {"portal": 3}}), 403, "forbidden", "admin")
-    expect_error(d.api(d.add_agent(role="supervisor")).patch(path, {"capacity": {"portal": 3}}), 403, "forbidden", "admin")
+    # An agent may not change routing attributes; a supervisor only for their own teams' agents.
+    expect_error(api.patch(path, {"capacity": {"portal": 3}}), 403, "forbidden", "supervisor")
+    expect_error(d.api(d.add_agent(role="supervisor")).patch(path, {"capacity": {"portal": 3}}), 403, "forbidden", "own teams")
     expect_error(admin.patch("/agents/agt_nosuchagent", {"capacity": {"portal": 3}}), 404, "not_found")
     expect_error(admin.patch(path, {"capacity": {"portal": -1}}), 400, "bad_request")
     expect_error(admin.patch(path, {"capacity": {"portal": 1001}}), 400, "bad_request")
@@ -1259,3 +1259,97 @@ def test_first_response_breach_escalates_and_opens_the_overflow(make_daemon, rec
     # Escalations are for supervisors: the plain agent of the team does not get it.
     assert not sp.matching("conversation.escalated")
     assert audit_rows(d, "sla.first_response.breached", cid=cid)
+
+
+# --------------------------------------------------------------------------------------------
+# agents created and deactivated over the API; supervisors' scope; delivery-status events
+
+
+def test_admin_creates_and_deactivates_an_agent(make_daemon, receiver, streams):
+    d = router_daemon(make_daemon, receiver)
+    admin = d.add_agent(role="admin")
+    api = d.api(admin)
+    expect_error(d.api(d.add_agent(role="supervisor")).post("/agents", {"name": "X", "email": "x@clinic.example"}), 403, "forbidden")
+    expect_error(api.post("/agents", {"email": "no.name@clinic.example"}), 400, "bad_request", "name")
+    expect_error(api.post("/agents", {"name": "Q", "email": "q@clinic.example", "capacity": {"portal": True}}), 400,
+                 "bad_request", "capacity.portal")
+    r = api.post("/agents", {"name": "Ana Ruiz", "email": "ana.api@clinic.example", "teams": ["api-team"],
+                             "languages": ["en", "es"], "capacity": {"portal": 1}})
+    assert r.status_code == 201, r.text
+    created = r.json()
+    assert created["token"].startswith("sbt_") and created["agent"]["presence"] == "offline", created
+    assert created["agent"]["teams"] == ["api-team"] and created["agent"]["capacity"] == {"portal": 1}, created
+    expect_error(api.post("/agents", {"name": "Again", "email": "ANA.api@clinic.example"}), 409, "conflict")
+
+    # The new token works at once, and the router knows the agent: it gets the next conversation.
+    ana = {"token": created["token"], "agent_id": created["agent"]["id"]}
+    set_presence(d, ana, "online")
+    s = streams(d, ana["token"])
+    s.hello()
+    cid = inbound(d)
+    s.wait_event("offer.created", cid)
+    assert d.api(ana).post(f"/conversations/{cid}/accept").status_code == 200
+
+    # Deactivated: token refused, conversation back in the queue, agent gone from the list.
+    expect_error(api.delete(f"/agents/{admin['agent_id']}"), 409, "conflict")
+    r = api.delete(f"/agents/{ana['agent_id']}")
+    assert r.status_code == 204, r.text
+    assert d.api(ana).get("/me").status_code == 401
+    wait_until(lambda: api.conversation(cid)["conversation"]["assignee_id"] is None, 5, what="conversation handed back")
+    assert ana["agent_id"] not in [x["id"] for x in api.get("/agents").json()["agents"]]
+    expect_error(api.delete(f"/agents/{ana['agent_id']}"), 404, "not_found")
+
+
+def test_supervisor_tunes_only_their_teams_agents(make_daemon, receiver):
+    d = router_daemon(make_daemon, receiver)
+    boss = d.api(d.add_agent(role="supervisor", team="north"))
+    mine = d.add_agent(role="agent", team="north")
+    other = d.add_agent(role="agent", team="south")
+    r = boss.patch(f"/agents/{mine['agent_id']}", {"skills": ["billing"], "capacity": {"sms": 2}})
+    assert r.status_code == 200, r.text
+    assert r.json()["agent"]["skills"] == ["billing"] and r.json()["agent"]["capacity"] == {"sms": 2}
+    expect_error(boss.patch(f"/agents/{mine['agent_id']}", {"role": "admin"}), 403, "forbidden", "admin")
+    expect_error(boss.patch(f"/agents/{mine['agent_id']}", {"teams": ["south"]}), 403, "forbidden")
+    expect_error(boss.patch(f"/agents/{other['agent_id']}", {"skills": ["x"]}), 403, "forbidden", "own teams")
+    expect_error(d.api(mine).patch(f"/agents/{mine['agent_id']}", {"skills": ["x"]}), 403, "forbidden")
+
+
+def online_agent(d: h.Daemon, streams, role: str = "agent"):
+    """A new agent, online, with its API client and an event stream past its hello frame."""
+    a = d.add_agent(role=role)
+    set_presence(d, a, "online")
+    s = streams(d, a["token"])
+    s.hello()
+    return a, d.api(a), s
+
+
+def test_delivery_status_reaches_the_agent(make_daemon, receiver, streams):
+    d = router_daemon(make_daemon, receiver)
+    a, api, s = online_agent(d, streams)
+    patient, thread = uid("P-"), uid("T-")
+    cid = inbound(d, patient_id=patient, thread_id=thread)
+    s.wait_event("offer.created", cid)
+    assert api.post(f"/conversations/{cid}/accept").status_code == 200
+    r = api.post(f"/conversations/{cid}/messages", {"text": "We can see you Thursday."})
+    assert r.status_code == 202, r.text
+    message_id = r.json()["message_id"]
+    sent = s.wait_event("message.created", cid, direction="outbound")
+    assert sent["data"]["message_id"] == message_id, sent
+    status = s.wait_event("message.status", cid)  # the loopback portal receiver takes it
+    assert status["data"] == {"conversation_id": cid, "message_id": message_id, "status": "delivered"}, status
+
+    # The SLA fields: first reply due (normal: 4 h after the message), then met.
+    conv = api.conversation(cid)["conversation"]
+    created = parse_time(conv["created_at"])
+    due = parse_time(conv["first_response_due_at"])
+    assert 4 * 3600 - 5 <= (due - created).total_seconds() <= 4 * 3600 + 5, conv
+    assert conv["first_response_at"] is not None and conv["next_response_due_at"] is None, conv
+    # The patient writes again in the same thread: the next reply is due (normal: 8 h).
+    again = inbound(d, "Thanks, and one more question", patient_id=patient, thread_id=thread)
+    assert again == cid
+    wait_until(lambda: api.conversation(cid)["conversation"]["next_response_due_at"] is not None, ROUTE_TIMEOUT,
+               what="next_response_due_at set")
+    conv = api.conversation(cid)["conversation"]
+    wait = (parse_time(conv["next_response_due_at"]) - parse_time(conv["last_message_at"])).total_seconds()
+    assert 8 * 3600 - 5 <= wait <= 8 * 3600 + 5, conv
+

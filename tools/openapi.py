@@ -116,7 +116,8 @@ schemas = {
     "Conversation": {
         "type": "object",
         "required": ["id", "status", "priority", "intent", "language", "channel", "assignee_id", "team_id",
-                     "contact_id", "created_at", "updated_at", "last_message_at"],
+                     "contact_id", "created_at", "updated_at", "last_message_at", "first_response_due_at",
+                     "first_response_at", "next_response_due_at"],
         "properties": {
             "id": {"type": "string"},
             "status": s("ConversationStatus"),
@@ -130,6 +131,12 @@ schemas = {
             "created_at": TIMESTAMP,
             "updated_at": TIMESTAMP,
             "last_message_at": TIMESTAMP,
+            "first_response_due_at": {"type": ["string", "null"], "format": "date-time",
+                                      "description": "When the first reply is due (the routing SLA), or null before routing."},
+            "first_response_at": {"type": ["string", "null"], "format": "date-time",
+                                  "description": "When an agent first replied since the conversation (re)opened, or null."},
+            "next_response_due_at": {"type": ["string", "null"], "format": "date-time",
+                                     "description": "After the patient wrote again following a reply: when the next reply is due; null otherwise."},
         },
     },
     "ConversationEnvelope": {
@@ -860,7 +867,7 @@ paths["/api/v1/agents/{agent}"] = {"patch": op(
     api({"200": AGENT_OK, "400": resp("BadRequest"), "403": resp("Forbidden"),
          "404": err("`not_found`: no such active agent."),
          "413": err("`payload_too_large`: body over 16384 bytes."), "415": resp("UnsupportedMediaType")}),
-    description="Role `admin`.",
+    description="Role `admin`; or `supervisor` for an agent of one of their teams, changing skills, languages and capacity only.",
     parameters_=[ref("parameters", "AgentId")], body=json_body(s("AgentUpdate"))), "delete": op(
     "deactivateAgent", "Deactivate an agent", "administration",
     api({"204": {"description": "Deactivated: tokens revoked, offers withdrawn, conversations back to the queue."},

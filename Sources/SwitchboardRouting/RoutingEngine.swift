@@ -406,7 +406,7 @@ public struct RoutingEngine: Sendable {
         state.nextSince = time
         conversations[conversationID] = state
         schedule(conversationID)
-        return []
+        return [.nextResponseDue(conversation: conversationID, due: due)]
     }
 
     // MARK: Time

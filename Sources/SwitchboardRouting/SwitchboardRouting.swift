@@ -192,6 +192,8 @@ public enum RoutingEffect: Sendable, Equatable {
     case unassigned(conversation: String, agent: String, reason: String)
     case presenceChanged(agent: String, presence: Presence, reason: String)
     case firstResponseDue(conversation: String, due: Int64)
+    /// The patient wrote after the agent's reply: the next reply is due by then.
+    case nextResponseDue(conversation: String, due: Int64)
     case slaWarning(conversation: String, kind: SLAKind, due: Int64)
     case slaBreached(conversation: String, kind: SLAKind, due: Int64)
     case escalated(conversation: String, priority: Priority, widenedTo: String?)

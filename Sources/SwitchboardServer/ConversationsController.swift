@@ -140,6 +140,9 @@ struct ConversationJSON: Encodable {
     let createdAt: String
     let updatedAt: String
     let lastMessageAt: String
+    let firstResponseDueAt: Nullable<String>
+    let firstResponseAt: Nullable<String>
+    let nextResponseDueAt: Nullable<String>
 
     init(_ summary: ConversationSummary) {
         id = summary.id
@@ -154,6 +157,9 @@ struct ConversationJSON: Encodable {
         createdAt = Timestamp.format(summary.createdAt)
         updatedAt = Timestamp.format(summary.updatedAt)
         lastMessageAt = Timestamp.format(summary.lastMessageAt)
+        firstResponseDueAt = Nullable(summary.firstResponseDueAt.map(Timestamp.format))
+        firstResponseAt = Nullable(summary.firstResponseAt.map(Timestamp.format))
+        nextResponseDueAt = Nullable(summary.nextResponseDueAt.map(Timestamp.format))
     }
 }
 

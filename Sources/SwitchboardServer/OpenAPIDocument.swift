@@ -1591,7 +1591,7 @@ enum OpenAPIDocument {
         "tags": [
           "administration"
         ],
-        "description": "Role `admin`.",
+        "description": "Role `admin`; or `supervisor` for an agent of one of their teams, changing skills, languages and capacity only.",
         "parameters": [
           {
             "$ref": "\u0023/components/parameters/AgentId"
@@ -2080,7 +2080,10 @@ enum OpenAPIDocument {
           "contact_id",
           "created_at",
           "updated_at",
-          "last_message_at"
+          "last_message_at",
+          "first_response_due_at",
+          "first_response_at",
+          "next_response_due_at"
         ],
         "properties": {
           "id": {
@@ -2134,6 +2137,30 @@ enum OpenAPIDocument {
           },
           "last_message_at": {
             "$ref": "\u0023/components/schemas/Timestamp"
+          },
+          "first_response_due_at": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time",
+            "description": "When the first reply is due (the routing SLA), or null before routing."
+          },
+          "first_response_at": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time",
+            "description": "When an agent first replied since the conversation (re)opened, or null."
+          },
+          "next_response_due_at": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "format": "date-time",
+            "description": "After the patient wrote again following a reply: when the next reply is due; null otherwise."
           }
         }
       },

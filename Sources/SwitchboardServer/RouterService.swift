@@ -190,7 +190,13 @@ public actor RouterService: Service, CustomStringConvertible {
         }
         for effect in effects {
             switch effect {
-            case .decided(let decision): metrics.routingDecision(outcome: decision.outcome.rawValue)
+            case .decided(let decision):
+                metrics.routingDecision(outcome: decision.outcome.rawValue)
+                logger.debug("routing decision", metadata: [
+                    "conversation.id": "\(decision.conversationID)", "routing.trigger": "\(decision.trigger.rawValue)",
+                    "routing.outcome": "\(decision.outcome.rawValue)", "routing.rule": "\(decision.rule)",
+                    "agent.id": "\(decision.agentID ?? "-")",
+                ])
             case .offerEnded(_, _, let reason): metrics.offerEnded(reason: reason)
             case .slaBreached(_, let kind, _): metrics.slaBreached(kind.rawValue)
             case .assigned(_, _, let via): metrics.assigned(via: via)

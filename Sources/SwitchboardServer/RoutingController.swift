@@ -71,11 +71,20 @@ struct RoutingController {
             return try await agentResponse(id)
         }
         group.patch("agents/:agent") { request, context in
-            try Self.require(.admin, context)
+            let actor = try Self.require(.supervisor, context)
             let id = try Self.parameter("agent", context)
-            guard try await store.agentDetail(id: id) != nil else { throw APIError(.notFound, code: "not_found", "no such agent") }
+            guard let target = try await store.agentDetail(id: id) else { throw APIError(.notFound, code: "not_found", "no such agent") }
             let object = try await request.jsonObject(limit: 16 * 1024)
             try Self.onlyFields(["role", "skills", "languages", "capacity", "teams"], in: object)
+            if actor.role == .supervisor {
+                // Supervisors tune the agents of their own teams; roles and team membership are an admin's.
+                guard object["role"] == nil, object["teams"] == nil else {
+                    throw APIError(.forbidden, code: "forbidden", "changing role or teams needs the admin role")
+                }
+                guard !Set(target.agent.teams).isDisjoint(with: actor.teams) else {
+                    throw APIError(.forbidden, code: "forbidden", "a supervisor may change only the agents of their own teams")
+                }
+            }
             try await updateAgent(id, try Self.agentAttributes(object))
             try await router.agentChanged(id)
             context.logger.info("agent updated", metadata: ["target.agent.id": "\(id)"])

@@ -24,6 +24,11 @@ public struct ConversationSummary: Sendable, Equatable, Codable {
     public var createdAt: Int64
     public var updatedAt: Int64
     public var lastMessageAt: Int64
+    /// SLA: when the first reply is due (set by the router), when it was sent, and when the
+    /// next reply is due after the patient wrote again.
+    public var firstResponseDueAt: Int64? = nil
+    public var firstResponseAt: Int64? = nil
+    public var nextResponseDueAt: Int64? = nil
 }
 
 public struct ContactView: Sendable, Equatable {

@@ -9,7 +9,8 @@ import SwitchboardCore
 /// not exist (`StoreError.notFound`), and the attempt is audited.
 extension SwitchboardStore {
     private static let conversationColumns = """
-        c.id, c.status, c.priority, c.intent, c.language, c.channel, c.assignee_id, c.team_id, c.contact_id, c.created_at, c.updated_at, c.last_message_at
+        c.id, c.status, c.priority, c.intent, c.language, c.channel, c.assignee_id, c.team_id, c.contact_id, c.created_at, c.updated_at, c.last_message_at,
+        c.first_response_due_at, c.first_response_at, c.next_response_due_at
         """
 
     static let visibleTo = """
@@ -182,7 +183,7 @@ extension SwitchboardStore {
                 try Self.takeOver(db, conversationID: id, agent: agent, teamID: conversation.teamID, via: "replied", now: now)
             }
             try db.execute(sql: """
-                UPDATE conversations SET updated_at = ?, last_message_at = ?, waiting_since = NULL,
+                UPDATE conversations SET updated_at = ?, last_message_at = ?, waiting_since = NULL, next_response_due_at = NULL,
                     first_response_at = COALESCE(first_response_at, ?) WHERE id = ?
                 """, arguments: [now, now, now, id])
             try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "message.sent", conversationID: id,
@@ -266,6 +267,8 @@ extension SwitchboardStore {
             intent: row["intent"], language: row["language"],
             channel: Channel(rawValue: row["channel"]) ?? .portal,
             assigneeID: row["assignee_id"], teamID: row["team_id"], contactID: row["contact_id"],
-            createdAt: row["created_at"], updatedAt: row["updated_at"], lastMessageAt: row["last_message_at"])
+            createdAt: row["created_at"], updatedAt: row["updated_at"], lastMessageAt: row["last_message_at"],
+            firstResponseDueAt: row["first_response_due_at"], firstResponseAt: row["first_response_at"],
+            nextResponseDueAt: row["next_response_due_at"])
     }
 }

@@ -35,6 +35,21 @@ extension SwitchboardStore {
             """, arguments: [now, kind, audience.rawValue, agentID, teamID, conversationID, jsonText(data)])
     }
 
+    /// An event for whoever follows the conversation now: its agent, or its team while it
+    /// is unassigned (and the team's supervisors).
+    static func conversationEvent(_ db: Database, kind: String, conversationID: String, data: [String: Any], now: Int64) throws {
+        let placement = try Row.fetchOne(db, sql: "SELECT assignee_id, team_id FROM conversations WHERE id = ?", arguments: [conversationID])
+        try event(db, kind: kind, audience: .conversation, agentID: placement?["assignee_id"], teamID: placement?["team_id"],
+                  conversationID: conversationID, data: data, now: now)
+    }
+
+    /// A message's delivery status changed.
+    static func messageStatusEvent(_ db: Database, messageID: String, conversationID: String, status: DeliveryStatus,
+                                   now: Int64) throws {
+        try conversationEvent(db, kind: "message.status", conversationID: conversationID,
+                              data: ["message_id": messageID, "status": status.rawValue], now: now)
+    }
+
     /// Events after `seq` that `agent` may see, oldest first.
     public func events(for agent: Agent, after seq: Int64, limit: Int = 500) async throws -> [StreamEvent] {
         try await pool.read { db in

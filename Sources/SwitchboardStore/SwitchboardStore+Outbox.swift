@@ -65,6 +65,9 @@ extension SwitchboardStore {
                     external_id = COALESCE(?, external_id)
                 WHERE id = ? AND delivery_status IN ('queued', ?)
                 """, arguments: [status.rawValue, now, externalID, item.messageID, status.rawValue])
+            if db.changesCount == 1 {
+                try Self.messageStatusEvent(db, messageID: item.messageID, conversationID: item.conversationID, status: status, now: now)
+            }
         }
     }
 
@@ -89,6 +92,7 @@ extension SwitchboardStore {
                            arguments: [now, reason, item.messageID])
             try Self.audit(db, actorKind: "system", actorID: nil, action: "message.dead_lettered",
                            conversationID: item.conversationID, messageID: item.messageID, now: now)
+            try Self.messageStatusEvent(db, messageID: item.messageID, conversationID: item.conversationID, status: .failed, now: now)
         }
     }
 

@@ -251,6 +251,9 @@ extension SwitchboardStore {
         case .firstResponseDue(let conversationID, let due):
             try db.execute(sql: "UPDATE conversations SET first_response_due_at = ? WHERE id = ?", arguments: [due, conversationID])
 
+        case .nextResponseDue(let conversationID, let due):
+            try db.execute(sql: "UPDATE conversations SET next_response_due_at = ? WHERE id = ?", arguments: [due, conversationID])
+
         case .slaWarning(let conversationID, let kind, let due), .slaBreached(let conversationID, let kind, let due):
             let breached: Bool = if case .slaBreached = effect { true } else { false }
             guard let row = try Row.fetchOne(db, sql: "SELECT assignee_id, team_id FROM conversations WHERE id = ?",

@@ -116,6 +116,7 @@ extension SwitchboardStore {
             try db.execute(sql: """
                 UPDATE messages SET delivery_status = ?, delivery_updated_at = ?, failure_reason = ? WHERE id = ?
                 """, arguments: [status.rawValue, now, status == .failed ? reason : nil, row["id"] as String])
+            try Self.messageStatusEvent(db, messageID: row["id"], conversationID: row["conversation_id"], status: status, now: now)
             if status == .failed {
                 try Self.audit(db, actorKind: "channel", actorID: Channel.sms.rawValue, action: "message.delivery_failed",
                           conversationID: row["conversation_id"], messageID: row["id"], now: now)

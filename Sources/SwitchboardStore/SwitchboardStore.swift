@@ -133,9 +133,7 @@ public final class SwitchboardStore: Sendable {
         try audit(db, actorKind: "channel", actorID: channel, action: "message.received",
                   conversationID: conversationID, messageID: messageID, now: now)
         try signal(db, conversationID: conversationID, kind: "inbound", now: now)
-        let placement = try Row.fetchOne(db, sql: "SELECT assignee_id, team_id FROM conversations WHERE id = ?", arguments: [conversationID])
-        try event(db, kind: "message.created", audience: .conversation, agentID: placement?["assignee_id"], teamID: placement?["team_id"],
-                  conversationID: conversationID, data: ["message_id": messageID, "direction": "inbound", "channel": channel], now: now)
+        try conversationEvent(db, kind: "message.created", conversationID: conversationID, data: ["message_id": messageID, "direction": "inbound", "channel": channel], now: now)
         return result
     }
 
@@ -229,6 +227,7 @@ public final class SwitchboardStore: Sendable {
                 first_response_due_at = NULL, waiting_since = COALESCE(waiting_since, ?) WHERE id = ?
             """, arguments: [now, now, conversationID])
         try signal(db, conversationID: conversationID, kind: "reopened", now: now)
+        try conversationEvent(db, kind: "conversation.status", conversationID: conversationID, data: ["status": "open"], now: now)
         try audit(db, actorKind: actorKind, actorID: actorID, action: "conversation.reopened", conversationID: conversationID, now: now)
     }
 
