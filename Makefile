@@ -11,7 +11,7 @@ BIN        := .build/debug
 # Libraries the build links against.
 BUILD_DEBS := libsqlite3-dev libcurl4-openssl-dev libssl-dev pkg-config
 # What the black-box tests and benchmarks drive the daemon with.
-TEST_DEBS  := python3-venv curl openssl wrk kannel kannel-extras
+TEST_DEBS  := python3-venv curl openssl wrk kannel kannel-extras systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -151,8 +151,9 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
     let triage = TriageService(store: store, configuration: configuration.triage, wake: triageWake, outboxWake: wake,
                                metrics: metrics, logger: dependencies.logger, rules: dependencies.rules)
     let reloader = RulesReloadService(path: configuration.triage.rulesFile, holder: dependencies.rules, logger: dependencies.logger)
+    let systemd = SystemdService(notifier: SystemdNotifier(), store: store, logger: dependencies.logger, readiness: readiness)
     return AssembledServer(router: router, events: events,
-                           services: [outbox, triage, reloader, routerService, ObservationKeeper(observation: eventsObservation)])
+                           services: [outbox, triage, reloader, routerService, ObservationKeeper(observation: eventsObservation), systemd])
 }
 
 /// Holds the events-table observation for the application's lifetime and ends it on

@@ -60,6 +60,14 @@ public final class SwitchboardStore: Sendable {
     }
 
     /// A cheap read that proves the database answers.
+    /// Takes the write lock and lets it go (a rolled-back IMMEDIATE transaction): proves the
+    /// store can commit now, without writing anything. Fails after the busy timeout.
+    public func healthProbe() async throws {
+        try await pool.writeWithoutTransaction { db in
+            try db.inTransaction(.immediate) { .rollback }
+        }
+    }
+
     public func ping() async throws {
         _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }

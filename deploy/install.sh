@@ -1,0 +1,132 @@
+#!/bin/sh
+# install.sh — install switchboardd as a systemd service (idempotent).
+#
+#   deploy/install.sh [--bin-dir DIR] [--prefix /usr/local] [--now]
+#   deploy/install.sh --uninstall [--purge]
+#
+# What it does, each step only when needed (running it again changes nothing):
+#   - the system user `switchboard` (a sysusers.d entry; created at once on a live system)
+#   - /etc/switchboard (root, 0755), /etc/switchboard/credentials (root, 0700)
+#   - /etc/switchboard/switchboard.yaml from deploy/switchboard.example.yaml — never
+#     overwritten once present (your edits stay)
+#   - a random portal webhook secret in /etc/switchboard/credentials/portal_webhook_secret
+#     (0600 root) when there is none: the unit loads it with LoadCredential=
+#   - switchboardd and switchboard into PREFIX/bin (from --bin-dir, default .build/release)
+#   - the unit into /etc/systemd/system, with ExecStart pointing at PREFIX/bin
+#   - on a live system: systemctl daemon-reload and enable (and start with --now)
+#
+# Packaging: DESTDIR=/path/to/root installs into that tree and touches nothing outside it
+# (no user created, no systemctl): the sysusers.d entry creates the user at package install.
+#
+# --uninstall stops and disables the service and removes the binaries, the unit and the
+# sysusers entry; configuration, credentials and the store (/var/lib/switchboard) stay
+# unless --purge is given.
+set -eu
+
+DESTDIR=${DESTDIR:-}
+PREFIX=/usr/local
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+BIN_DIR="$REPO/.build/release"
+MODE=install
+PURGE=no
+NOW=no
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bin-dir) BIN_DIR=$2; shift 2 ;;
+        --prefix) PREFIX=$2; shift 2 ;;
+        --uninstall) MODE=uninstall; shift ;;
+        --purge) PURGE=yes; shift ;;
+        --now) NOW=yes; shift ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
+    esac
+done
+
+say() { echo "install.sh: $*"; }
+
+# A live system: no DESTDIR, root, and systemd running.
+live=no
+if [ -z "$DESTDIR" ] && [ "$(id -u)" = 0 ] && [ -d /run/systemd/system ]; then live=yes; fi
+
+UNIT="$DESTDIR/etc/systemd/system/switchboard.service"
+SYSUSERS="$DESTDIR/usr/lib/sysusers.d/switchboard.conf"
+ETC="$DESTDIR/etc/switchboard"
+
+if [ "$MODE" = uninstall ]; then
+    if [ "$live" = yes ]; then
+        systemctl disable --now switchboard.service 2>/dev/null || true
+    fi
+    rm -f "$DESTDIR$PREFIX/bin/switchboardd" "$DESTDIR$PREFIX/bin/switchboard" "$UNIT" "$SYSUSERS"
+    [ "$live" = yes ] && systemctl daemon-reload
+    if [ "$PURGE" = yes ]; then
+        rm -rf "$ETC" "$DESTDIR/var/lib/switchboard"
+        say "removed the service, its configuration, credentials and store"
+    else
+        say "removed the service; kept $ETC and $DESTDIR/var/lib/switchboard (use --purge to remove them)"
+    fi
+    exit 0
+fi
+
+for binary in switchboardd switchboard; do
+    if [ ! -x "$BIN_DIR/$binary" ]; then
+        echo "install.sh: $BIN_DIR/$binary not found; build first (swift build -c release) or give --bin-dir" >&2
+        exit 66
+    fi
+done
+
+# The user. sysusers.d is the packaging-friendly form; on a live system apply it at once.
+install -d -m 0755 "$DESTDIR/usr/lib/sysusers.d"
+printf 'u switchboard - "Switchboard daemon" /var/lib/switchboard /usr/sbin/nologin\n' > "$SYSUSERS.tmp"
+if cmp -s "$SYSUSERS.tmp" "$SYSUSERS" 2>/dev/null; then rm -f "$SYSUSERS.tmp"; else mv "$SYSUSERS.tmp" "$SYSUSERS"; chmod 0644 "$SYSUSERS"; fi
+if [ "$live" = yes ] && ! id switchboard >/dev/null 2>&1; then
+    if command -v systemd-sysusers >/dev/null 2>&1; then
+        systemd-sysusers "$SYSUSERS"
+    else
+        useradd --system --home-dir /var/lib/switchboard --shell /usr/sbin/nologin switchboard
+    fi
+    say "created the system user switchboard"
+fi
+
+# Directories. The store directory is the unit's StateDirectory (systemd creates and owns
+# it); created here too so that a packaged tree shows it.
+install -d -m 0755 "$ETC"
+install -d -m 0700 "$ETC/credentials"
+install -d -m 0755 "$DESTDIR/var/lib"
+install -d -m 0700 "$DESTDIR/var/lib/switchboard"
+if [ "$live" = yes ]; then chown switchboard:switchboard "$DESTDIR/var/lib/switchboard"; fi
+
+# Configuration: from the example, once.
+if [ ! -e "$ETC/switchboard.yaml" ]; then
+    install -m 0640 "$REPO/deploy/switchboard.example.yaml" "$ETC/switchboard.yaml"
+    if [ "$live" = yes ]; then chgrp switchboard "$ETC/switchboard.yaml"; fi
+    say "installed $ETC/switchboard.yaml from the example: edit it, then check it with switchboardd --check-config"
+fi
+
+# The portal webhook secret the unit loads: generated once (32 random bytes, Standard
+# Webhooks form). Give the same value to the portal.
+SECRET="$ETC/credentials/portal_webhook_secret"
+if [ ! -e "$SECRET" ]; then
+    umask 077
+    printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64 | tr -d '\n')" > "$SECRET"
+    chmod 0600 "$SECRET"
+    say "generated $SECRET (0600 root): configure the portal with this secret"
+fi
+
+# Binaries and unit.
+install -d -m 0755 "$DESTDIR$PREFIX/bin"
+install -m 0755 "$BIN_DIR/switchboardd" "$DESTDIR$PREFIX/bin/switchboardd"
+install -m 0755 "$BIN_DIR/switchboard" "$DESTDIR$PREFIX/bin/switchboard"
+install -d -m 0755 "$DESTDIR/etc/systemd/system"
+sed "s|/usr/local/bin/switchboardd|$PREFIX/bin/switchboardd|g" "$REPO/systemd/switchboard.service" > "$UNIT.tmp"
+if cmp -s "$UNIT.tmp" "$UNIT" 2>/dev/null; then rm -f "$UNIT.tmp"; else mv "$UNIT.tmp" "$UNIT"; chmod 0644 "$UNIT"; fi
+
+if [ "$live" = yes ]; then
+    systemctl daemon-reload
+    systemctl enable switchboard.service >/dev/null
+    if [ "$NOW" = yes ]; then systemctl restart switchboard.service; fi
+    say "enabled switchboard.service$( [ "$NOW" = yes ] && echo ' and started it')"
+else
+    say "installed into ${DESTDIR:-/} (no systemctl: not a live system, or DESTDIR set)"
+fi
