@@ -106,11 +106,17 @@ def test_ready_status_watchdog_and_stopping(make_daemon, listener, tmp_path):
     assert stopping[0][0] > ready[0][0]
 
 
+def started_with_notify(make_daemon, n: NotifyListener, **env: str) -> h.Daemon:
+    """A daemon started with NOTIFY_SOCKET (and `env`), once it has sent READY=1."""
+    d = make_daemon(env={"NOTIFY_SOCKET": n.address, **env}, start=False)
+    d.start(wait=False)
+    h.wait_until(lambda: n.assignments("READY"), 30, what="READY=1")
+    return d
+
+
 def test_abstract_notify_socket(make_daemon, listener):
     n = listener(abstract=f"switchboard-test-{os.getpid()}-{time.monotonic_ns()}")
-    d = make_daemon(env={"NOTIFY_SOCKET": n.address}, start=False)
-    d.start(wait=False)
-    h.wait_until(lambda: n.assignments("READY"), 30, what="READY=1 on an abstract socket")
+    started_with_notify(make_daemon, n)
     # No WATCHDOG_USEC: no keep-alives.
     time.sleep(0.5)
     assert n.assignments("WATCHDOG") == []
@@ -118,9 +124,7 @@ def test_abstract_notify_socket(make_daemon, listener):
 
 def test_watchdog_for_another_pid_is_ignored(make_daemon, listener, tmp_path):
     n = listener(path=str(tmp_path / "notify.sock"))
-    d = make_daemon(env={"NOTIFY_SOCKET": n.address, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": "1"}, start=False)
-    d.start(wait=False)
-    h.wait_until(lambda: n.assignments("READY"), 30, what="READY=1")
+    started_with_notify(make_daemon, n, WATCHDOG_USEC="200000", WATCHDOG_PID="1")
     time.sleep(0.6)
     assert n.assignments("WATCHDOG") == []
 
