@@ -14,7 +14,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "Administer a Switchboard installation.",
-        subcommands: [AgentCommand.self, TriageCommand.self]
+        subcommands: [AgentCommand.self, DBCommand.self, TriageCommand.self]
     )
 
     /// `--config PATH` and `--json` may stand before the subcommand too
@@ -126,6 +126,111 @@ struct AgentCommand: AsyncParsableCommand {
                 for agent in agents {
                     print("\(agent.id)\t\(agent.role.rawValue)\t\(agent.email)\t\(agent.name)\t\(agent.teams.joined(separator: ","))")
                 }
+            }
+        }
+    }
+}
+
+/// `switchboard db backup|restore|check|vacuum`.
+struct DBCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "db", abstract: "Back up, restore, check and vacuum the database.",
+        subcommands: [Backup.self, Restore.self, Check.self, Vacuum.self])
+
+    static func describe(_ report: IntegrityReport) -> [String: Any] {
+        ["ok": report.ok, "problems": report.problems, "foreign_key_violations": report.foreignKeyViolations,
+         "migrations": report.migrations, "rows": report.rowCounts]
+    }
+
+    static func printReport(_ report: IntegrityReport, json: Bool, extra: [String: Any] = [:]) {
+        if json {
+            printJSON(describe(report).merging(extra) { $1 })
+        } else {
+            for (key, value) in extra.sorted(by: { $0.key < $1.key }) { print("\(key): \(value)") }
+            print("integrity: \(report.ok ? "ok" : "FAILED")")
+            for problem in report.problems.prefix(20) { print("  \(problem)") }
+            if report.foreignKeyViolations > 0 { print("foreign key violations: \(report.foreignKeyViolations)") }
+            print("migrations: \(report.migrations.joined(separator: ", "))")
+            print("rows: " + report.rowCounts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        }
+    }
+
+    struct Backup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write an online, consistent copy of the database (SQLite backup API) and check it.",
+            discussion: "Safe while the daemon runs. The copy holds PHI: keep it encrypted and access-controlled.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "Where to write the backup (replaced if it exists).") var destination: String
+
+        func run() async throws {
+            let store = try await options.openStore()
+            do {
+                let summary = try store.backup(to: destination)
+                DBCommand.printReport(summary.check, json: options.json, extra: ["backup": summary.path, "bytes": summary.bytes])
+                if !summary.check.ok { throw ExitCode(1) }
+            } catch let error as ExitCode {
+                throw error
+            } catch {
+                fail("backup failed: \(error)", code: 1)
+            }
+        }
+    }
+
+    struct Restore: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the database with a backup (checked first). Stop the daemon before.",
+            discussion: "Refuses without --force: everything stored since the backup is lost.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The backup file.") var source: String
+        @Flag(help: "Confirm that the current content is replaced.") var force = false
+
+        func run() async throws {
+            guard force else { fail("restore replaces every conversation stored since the backup; add --force to confirm (stop the daemon first)", code: 64) }
+            let store = try await options.openStore()
+            do {
+                let report = try store.restore(from: source)
+                DBCommand.printReport(report, json: options.json, extra: ["restored_from": source])
+                if !report.ok { throw ExitCode(1) }
+            } catch let error as ExitCode {
+                throw error
+            } catch {
+                fail("restore failed: \(error)", code: 1)
+            }
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the database (or a backup file): integrity, foreign keys, migrations, row counts. Exit 1 on a problem.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "Check this file instead of the configured database (read-only).") var file: String?
+
+        func run() async throws {
+            let report: IntegrityReport
+            do {
+                if let file {
+                    report = try SwitchboardStore.check(path: file)
+                } else {
+                    report = try await options.openStore().integrityCheck()
+                }
+            } catch {
+                fail("check failed: \(error)", code: 1)
+            }
+            DBCommand.printReport(report, json: options.json)
+            if !report.ok { throw ExitCode(1) }
+        }
+    }
+
+    struct Vacuum: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Rebuild the database file to return free space (takes the write lock while it runs).")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            let (before, after) = try await options.openStore().vacuum()
+            if options.json {
+                printJSON(["bytes_before": before, "bytes_after": after])
+            } else {
+                print("vacuumed: \(before) → \(after) bytes")
             }
         }
     }
