@@ -142,6 +142,18 @@ struct DBCommand: AsyncParsableCommand {
          "migrations": report.migrations, "rows": report.rowCounts]
     }
 
+    /// Runs `operation`, prints its report, and exits 1 when it failed or the report shows a problem.
+    static func report(json: Bool, failure: String, _ operation: () throws -> (IntegrityReport, [String: Any])) throws {
+        let result: (IntegrityReport, [String: Any])
+        do {
+            result = try operation()
+        } catch {
+            fail("\(failure): \(error)", code: 1)
+        }
+        printReport(result.0, json: json, extra: result.1)
+        if !result.0.ok { throw ExitCode(1) }
+    }
+
     static func printReport(_ report: IntegrityReport, json: Bool, extra: [String: Any] = [:]) {
         if json {
             printJSON(describe(report).merging(extra) { $1 })
@@ -164,14 +176,9 @@ struct DBCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try await options.openStore()
-            do {
+            try DBCommand.report(json: options.json, failure: "backup failed") {
                 let summary = try store.backup(to: destination)
-                DBCommand.printReport(summary.check, json: options.json, extra: ["backup": summary.path, "bytes": summary.bytes])
-                if !summary.check.ok { throw ExitCode(1) }
-            } catch let error as ExitCode {
-                throw error
-            } catch {
-                fail("backup failed: \(error)", code: 1)
+                return (summary.check, ["backup": summary.path, "bytes": summary.bytes])
             }
         }
     }
@@ -187,14 +194,8 @@ struct DBCommand: AsyncParsableCommand {
         func run() async throws {
             guard force else { fail("restore replaces every conversation stored since the backup; add --force to confirm (stop the daemon first)", code: 64) }
             let store = try await options.openStore()
-            do {
-                let report = try store.restore(from: source)
-                DBCommand.printReport(report, json: options.json, extra: ["restored_from": source])
-                if !report.ok { throw ExitCode(1) }
-            } catch let error as ExitCode {
-                throw error
-            } catch {
-                fail("restore failed: \(error)", code: 1)
+            try DBCommand.report(json: options.json, failure: "restore failed") {
+                (try store.restore(from: source), ["restored_from": source])
             }
         }
     }
