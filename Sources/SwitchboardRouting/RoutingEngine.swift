@@ -79,6 +79,16 @@ public struct RoutingEngine: Sendable {
         var nextWarned = false
         var nextBreached = false
 
+        /// Takes over what the store remembers: answered or not, breach recorded, overflow
+        /// open. A warning time already past counts as warned (no burst of warnings after a
+        /// restart).
+        mutating func adoptStoredSLA(_ conversation: RoutableConversation, now: Int64, warningTime: Int64) {
+            awaitingFirstReply = conversation.awaitingFirstReply
+            firstBreached = conversation.firstResponseBreached
+            firstWarned = firstBreached || now >= warningTime
+            widened = conversation.overflowOpen
+        }
+
         var key: RoutingQueue.Key {
             RoutingQueue.Key(rank: conversation.priority.rank, due: firstResponseDue, since: conversation.waitingSince,
                              id: conversation.id)
@@ -248,6 +258,8 @@ public struct RoutingEngine: Sendable {
             // A conversation's channel never changes; keep the one its load is counted on.
             conversation.channel = state.conversation.channel
             state.conversation = conversation
+            if !conversation.awaitingFirstReply { state.awaitingFirstReply = false }
+            if conversation.overflowOpen { state.widened = true }
             var effects: [RoutingEffect] = []
             if state.awaitingFirstReply, computedDue < state.firstResponseDue {
                 state.firstResponseDue = computedDue
@@ -262,7 +274,8 @@ public struct RoutingEngine: Sendable {
             return effects
         }
         let due = conversation.firstResponseDue ?? computedDue
-        let state = ConversationState(conversation: conversation, firstResponseDue: due)
+        var state = ConversationState(conversation: conversation, firstResponseDue: due)
+        state.adoptStoredSLA(conversation, now: now, warningTime: warningTime(since: conversation.waitingSince, due: due))
         conversations[conversation.id] = state
         queue.insert(state.key)
         schedule(conversation.id)
@@ -272,22 +285,32 @@ public struct RoutingEngine: Sendable {
     }
 
     /// Rebuilds an offer or assignment that the store holds (at start).
-    public mutating func restore(_ conversation: RoutableConversation, stage: RoutingStage, awaitingFirstReply: Bool,
-                                 nextResponseDue: Int64? = nil, now: Int64) {
+    /// Rebuilds an offer or assignment that the store holds (at start, or to follow a claim
+    /// or reply made elsewhere). One held by an agent the engine does not know (deactivated)
+    /// goes back to the queue: the effects say so.
+    public mutating func restore(_ conversation: RoutableConversation, stage: RoutingStage,
+                                 nextResponseDue: Int64? = nil, now: Int64) -> [RoutingEffect] {
         guard let agentID = stage.agent, agents[agentID] != nil else {
-            _ = enqueue(conversation, now: now)
-            return
+            var effects: [RoutingEffect] = []
+            if let gone = stage.agent {
+                effects.append(.unassigned(conversation: conversation.id, agent: gone, reason: "agent no longer active"))
+            }
+            return effects + enqueue(conversation, now: now)
         }
+        var effects: [RoutingEffect] = []
         let due = conversation.firstResponseDue ?? conversation.waitingSince + (settings.firstResponse[conversation.priority] ?? 0)
+        if conversation.firstResponseDue == nil, conversation.awaitingFirstReply {
+            effects.append(.firstResponseDue(conversation: conversation.id, due: due))
+        }
         var state = ConversationState(conversation: conversation, stage: stage, firstResponseDue: due)
-        state.awaitingFirstReply = awaitingFirstReply
+        state.adoptStoredSLA(conversation, now: now, warningTime: warningTime(since: conversation.waitingSince, due: due))
         state.nextResponseDue = nextResponseDue
-        state.firstBreached = now >= due
-        state.firstWarned = state.firstBreached
+        if let nextResponseDue { state.nextSince = nextResponseDue - (settings.nextResponse[conversation.priority] ?? 0) }
         conversations[conversation.id] = state
         agents[agentID]?.load[conversation.channel, default: 0] += 1
         agents[agentID]?.conversations.insert(conversation.id)
         schedule(conversation.id)
+        return effects
     }
 
     public mutating func accept(_ conversationID: String, agent agentID: String, now: Int64) throws(RoutingError) -> [RoutingEffect] {
@@ -341,7 +364,10 @@ public struct RoutingEngine: Sendable {
 
     /// Hands a conversation to an agent (directly, even above their capacity: a person chose
     /// them) or to a team's queue.
-    public mutating func transfer(_ conversationID: String, toAgent: String?, toTeam: String?, now: Int64) throws(RoutingError) -> [RoutingEffect] {
+    /// `actor` is who asked: an agent transferring their own conversation to a team is not
+    /// offered it straight back.
+    public mutating func transfer(_ conversationID: String, toAgent: String?, toTeam: String?, by actor: String? = nil,
+                                  now: Int64) throws(RoutingError) -> [RoutingEffect] {
         guard var state = conversations[conversationID] else { throw .unknownConversation }
         if let toAgent, agents[toAgent] == nil { throw .unknownAgent }
         var effects: [RoutingEffect] = []
@@ -355,6 +381,8 @@ public struct RoutingEngine: Sendable {
             state.conversation.team = toTeam
             state.widened = false
             state.excluded = [:]
+            // Sent away on purpose: not offered straight back to the sender.
+            if let previous, previous == actor { state.excluded[previous] = "transferred it away" }
             conversations[conversationID] = state
             queue.insert(state.key)
         }

@@ -97,6 +97,12 @@ public struct RoutableConversation: Sendable, Equatable {
     /// The agent who last handled this contact, and when, for stickiness.
     public var previousAgent: String?
     public var previousAgentAt: Int64?
+    /// What the store remembers of the SLA, so that a rebuilt engine neither breaches nor
+    /// escalates a conversation twice: no agent reply yet, the breach already recorded, the
+    /// team's overflow already open.
+    public var awaitingFirstReply = true
+    public var firstResponseBreached = false
+    public var overflowOpen = false
 
     public init(id: String, channel: Channel, priority: Priority = .normal, requiredSkills: Set<String> = [],
                 language: String? = nil, team: String? = nil, contactID: String, waitingSince: Int64,

@@ -93,18 +93,19 @@ struct EventStreamController {
 
     private func stream(agent: Agent, after: Int64?, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
                         logger: Logger) async throws {
-        var cursor: Int64
+        // Where to start: after `after` (replay), or at the newest event (live only). When
+        // events after `after` were deleted by retention, `resync` follows the hello and
+        // the stream continues from the newest event.
         let bounds = try await store.eventBounds()
+        var cursor = bounds.newest
+        var resync = false
         if let after {
-            cursor = min(after, bounds.newest)
             let oldestKept = bounds.oldestRetained ?? (bounds.newest + 1)
-            if cursor + 1 < oldestKept && cursor < bounds.newest {
-                // Events after `after` were deleted by retention: the client must refetch.
-                try await outbound.write(.text(#"{"type":"event","seq":\#(bounds.newest),"kind":"resync","at":"\#(Timestamp.format(Timestamp.now()))","data":{"reason":"events after the requested seq are no longer kept"}}"#))
-                cursor = bounds.newest
+            if after > bounds.newest || (after + 1 < oldestKept && after < bounds.newest) {
+                resync = true  // pruned past it, or a seq this store never issued (a restored backup)
+            } else {
+                cursor = after
             }
-        } else {
-            cursor = bounds.newest
         }
         let (id, wake) = hub.register()
         metrics.eventStreams(hub.count)
@@ -112,9 +113,12 @@ struct EventStreamController {
             hub.unregister(id)
             metrics.eventStreams(hub.count)
         }
-        logger.info("event stream opened", metadata: ["agent.id": "\(agent.id)", "after": "\(cursor)"])
+        logger.info("event stream opened", metadata: ["agent.id": "\(agent.id)", "after": "\(cursor)", "resync": "\(resync)"])
         await router.touch(agent: agent.id)
-        try await outbound.write(.text(#"{"type":"hello","seq":\#(cursor),"agent_id":"\#(agent.id)"}"#))
+        try await outbound.write(.text(#"{"type":"hello","seq":\#(resync ? bounds.newest : cursor),"agent_id":"\#(agent.id)"}"#))
+        if resync {
+            try await outbound.write(.text(#"{"type":"event","seq":\#(bounds.newest),"kind":"resync","at":"\#(Timestamp.format(Timestamp.now()))","data":{"reason":"events after the requested seq are not available"}}"#))
+        }
         let router = self.router
         let store = self.store
         let start = cursor

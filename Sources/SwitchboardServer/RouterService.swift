@@ -28,8 +28,6 @@ public actor RouterService: Service, CustomStringConvertible {
     private let wake = WakeSignal()
     private var cursor: Int64 = 0
     private var needsReload = true
-    private var reloading = false
-    private var catchingUp = false
     private var lastPrune: Int64 = 0
     private var observation: CommitObservation?
 
@@ -75,8 +73,10 @@ public actor RouterService: Service, CustomStringConvertible {
     /// One round: rebuild if needed, reconcile new signals, let time pass, prune.
     func step() async {
         do {
-            try await catchUp()
-            try await persist(engine.tick(now: Timestamp.now()))
+            try await exclusively {
+                try await catchUp()
+                try await persist(engine.tick(now: Timestamp.now()))
+            }
             let now = Timestamp.now()
             if now - lastPrune > 3_600_000 {
                 lastPrune = now
@@ -85,6 +85,8 @@ public actor RouterService: Service, CustomStringConvertible {
                 if pruned > 0 { logger.info("events pruned", metadata: ["count": "\(pruned)"]) }
             }
             metrics.routingQueue(depth: engine.queuedCount)
+        } catch is CancellationError {
+            return
         } catch {
             metrics.storeFailure()
             logger.error("router step failed; rebuilding from the store", metadata: ["error.type": "\(type(of: error))"])
@@ -93,14 +95,31 @@ public actor RouterService: Service, CustomStringConvertible {
         }
     }
 
+    // MARK: One change at a time
+
+    private var locked = false
+    private var lockWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Runs `body` alone: every "read the store, change the engine, save the effects" unit
+    /// goes through here, first come first served, so that no other unit runs in the gaps
+    /// while the store is awaited (the actor alone would let them interleave).
+    private func exclusively<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        if locked {
+            await withCheckedContinuation { lockWaiters.append($0) }
+        } else {
+            locked = true
+        }
+        defer {
+            if lockWaiters.isEmpty { locked = false } else { lockWaiters.removeFirst().resume() }
+        }
+        return try await body()
+    }
+
     /// Reconciles every signal written since the last one seen. Agents' requests call it
     /// first, so that they act on what the store already knows (a reply just sent, an agent
-    /// just created). One caller at a time; others wait for it.
+    /// just created).
     private func catchUp() async throws {
         try await ensureLoaded()
-        while catchingUp { try await Task.sleep(for: .milliseconds(2)) }
-        catchingUp = true
-        defer { catchingUp = false }
         while true {
             let signals = try await store.routingSignals(after: cursor, limit: 500)
             if signals.isEmpty { break }
@@ -124,8 +143,6 @@ public actor RouterService: Service, CustomStringConvertible {
     }
 
     private func reload() async throws {
-        reloading = true
-        defer { reloading = false }
         let snapshot = try await store.loadRouting(triageGates: triageGates)
         let now = Timestamp.now()
         engine = RoutingEngine(settings: engine.settings)
@@ -135,8 +152,7 @@ public actor RouterService: Service, CustomStringConvertible {
         var waiting: [RoutableRow] = []
         for row in snapshot.conversations {
             if let stage = row.stage {
-                engine.restore(row.conversation, stage: stage, awaitingFirstReply: row.awaitingFirstReply,
-                               nextResponseDue: nextDue(row), now: now)
+                effects += engine.restore(row.conversation, stage: stage, nextResponseDue: nextDue(row), now: now)
             } else if row.readyForRouting {
                 waiting.append(row)
             }
@@ -154,36 +170,46 @@ public actor RouterService: Service, CustomStringConvertible {
         return since + (engine.settings.nextResponse[row.conversation.priority] ?? 8 * 3_600_000)
     }
 
-    /// Brings the engine's view of one conversation in line with the store's.
-    private func reconcile(_ id: String, kinds: Set<String>) async throws {
+    /// Brings the engine's view of one conversation in line with the store's. `kinds` are
+    /// the signals seen; the row, not their order, says what is true now.
+    private func reconcile(_ id: String, kinds: Set<String>, followRefusals: Bool = true) async throws {
         let now = Timestamp.now()
         guard let row = try await store.routableConversation(id: id, triageGates: triageGates), !row.resolved else {
-            try await persist(engine.release(id, now: now))
+            try await persist(engine.release(id, now: now), followRefusals: followRefusals)
             return
         }
         var effects: [RoutingEffect] = []
         if case .assigned(let agent) = row.stage {
-            try await ensureAgent(agent)
+            // An assignment to an agent no longer active goes back to the queue (restore says so).
+            try? await ensureAgent(agent)
             if engine.stage(of: id) != .assigned(agent: agent) {
                 effects += engine.release(id, now: now)
-                engine.restore(row.conversation, stage: .assigned(agent: agent), awaitingFirstReply: row.awaitingFirstReply,
-                               nextResponseDue: nextDue(row), now: now)
+                effects += engine.restore(row.conversation, stage: .assigned(agent: agent), nextResponseDue: nextDue(row), now: now)
             } else {
+                // The reply first, then the patient's later message, whatever order the signals came in.
+                if !row.awaitingFirstReply, kinds.contains("replied") || row.patientWaitingSince == nil {
+                    engine.replied(id, now: now)
+                }
                 effects += engine.enqueue(row.conversation, now: now)
+                if let since = row.patientWaitingSince, !row.awaitingFirstReply {
+                    effects += engine.patientMessage(id, at: since)
+                }
             }
-            if kinds.contains("replied") { engine.replied(id, now: now) }
-            if kinds.contains("inbound"), !row.awaitingFirstReply { effects += engine.patientMessage(id, at: now) }
         } else {
             if case .assigned = engine.stage(of: id) { effects += engine.release(id, now: now) }
             if row.readyForRouting { effects += engine.enqueue(row.conversation, now: now) }
         }
-        try await persist(effects)
+        try await persist(effects, followRefusals: followRefusals)
     }
 
-    private func persist(_ effects: [RoutingEffect], actor: String? = nil) async throws {
+    /// Saves a batch of effects. Offers or assignments the store refused (the conversation
+    /// changed meanwhile) are reconciled at once, so the engine never keeps what the store
+    /// does not have.
+    private func persist(_ effects: [RoutingEffect], actor: String? = nil, followRefusals: Bool = true) async throws {
         guard !effects.isEmpty else { return }
+        let refused: Set<String>
         do {
-            try await store.applyRouting(effects, actor: actor)
+            refused = try await store.applyRouting(effects, actor: actor)
         } catch {
             needsReload = true
             throw error
@@ -199,50 +225,66 @@ public actor RouterService: Service, CustomStringConvertible {
                 ])
             case .offerEnded(_, _, let reason): metrics.offerEnded(reason: reason)
             case .slaBreached(_, let kind, _): metrics.slaBreached(kind.rawValue)
-            case .assigned(_, _, let via): metrics.assigned(via: via)
+            case .assigned(let conversation, _, let via) where !refused.contains(conversation): metrics.assigned(via: via)
             default: break
             }
+        }
+        guard followRefusals else {
+            if !refused.isEmpty { needsReload = true }  // still out of step after one retry: rebuild
+            return
+        }
+        for id in refused.sorted() {
+            logger.info("routing effect refused by the store; reconciling", metadata: ["conversation.id": "\(id)"])
+            try await reconcile(id, kinds: [], followRefusals: false)
         }
     }
 
     // MARK: Agents' requests
 
     public func setPresence(agent id: String, to presence: Presence, by actor: String) async throws {
-        try await catchUp()
-        try await ensureAgent(id)
-        try await persist(engine.setPresence(agent: id, to: presence, reason: actor == id ? "set by the agent" : "set by a supervisor",
-                                             now: Timestamp.now()), actor: actor)
+        try await exclusively {
+            try await catchUp()
+            try await ensureAgent(id)
+            try await persist(engine.setPresence(agent: id, to: presence, reason: actor == id ? "set by the agent" : "set by a supervisor",
+                                                 now: Timestamp.now()), actor: actor)
+        }
     }
 
     public func accept(_ conversationID: String, agent: String) async throws {
-        try await catchUp()
-        try await persist(try engine.accept(conversationID, agent: agent, now: Timestamp.now()), actor: agent)
+        try await exclusively {
+            try await catchUp()
+            try await persist(try engine.accept(conversationID, agent: agent, now: Timestamp.now()), actor: agent)
+        }
     }
 
     public func decline(_ conversationID: String, agent: String) async throws {
-        try await catchUp()
-        try await persist(try engine.decline(conversationID, agent: agent, now: Timestamp.now()), actor: agent)
+        try await exclusively {
+            try await catchUp()
+            try await persist(try engine.decline(conversationID, agent: agent, now: Timestamp.now()), actor: agent)
+        }
     }
 
     public func transfer(_ conversationID: String, toAgent: String?, toTeam: String?, by actor: String) async throws {
-        try await catchUp()
-        if let toAgent { try await ensureAgent(toAgent) }
-        let now = Timestamp.now()
-        if engine.stage(of: conversationID) == nil,
-           let row = try await store.routableConversation(id: conversationID, triageGates: false), !row.resolved {
-            // Not routed yet (waiting for triage): routing takes it from here.
-            if let stage = row.stage {
-                engine.restore(row.conversation, stage: stage, awaitingFirstReply: row.awaitingFirstReply, now: now)
-            } else {
-                try await persist(engine.enqueue(row.conversation, now: now))
+        try await exclusively {
+            try await catchUp()
+            if let toAgent { try await ensureAgent(toAgent) }
+            let now = Timestamp.now()
+            if engine.stage(of: conversationID) == nil,
+               let row = try await store.routableConversation(id: conversationID, triageGates: false), !row.resolved {
+                // Not routed yet (waiting for triage): routing takes it from here.
+                if let stage = row.stage {
+                    try await persist(engine.restore(row.conversation, stage: stage, now: now))
+                } else {
+                    try await persist(engine.enqueue(row.conversation, now: now))
+                }
             }
+            try await persist(try engine.transfer(conversationID, toAgent: toAgent, toTeam: toTeam, by: actor, now: now), actor: actor)
         }
-        try await persist(try engine.transfer(conversationID, toAgent: toAgent, toTeam: toTeam, now: now), actor: actor)
     }
 
     /// An agent's attributes changed in the store (or the agent was deactivated).
     public func agentChanged(_ id: String) async throws {
-        try await catchUp()
+        try await exclusively { try await catchUp() }
     }
 
     private func refreshAgent(_ id: String) async throws {
@@ -257,8 +299,10 @@ public actor RouterService: Service, CustomStringConvertible {
     }
 
     public func teamChanged(_ team: TeamSettings) async throws {
-        try await ensureLoaded()
-        try await persist(engine.upsertTeam(team, now: Timestamp.now()))
+        try await exclusively {
+            try await catchUp()
+            try await persist(engine.upsertTeam(team, now: Timestamp.now()))
+        }
     }
 
     /// Activity that keeps an agent from being set away for idleness.
@@ -282,15 +326,9 @@ public actor RouterService: Service, CustomStringConvertible {
         try await persist(engine.upsertAgent(profile, now: Timestamp.now()))
     }
 
-    /// Rebuilds the engine if it must be; a caller arriving during a rebuild waits for it
-    /// (the actor is re-entered while the store is read).
+    /// Rebuilds the engine when a failure left it out of step with the store. Runs inside
+    /// `exclusively`, so no other unit sees a half-built engine.
     private func ensureLoaded() async throws {
-        while needsReload {
-            if reloading {
-                try await Task.sleep(for: .milliseconds(10))
-            } else {
-                try await reload()
-            }
-        }
+        if needsReload { try await reload() }
     }
 }

@@ -25,6 +25,9 @@ enum Schema {
         migrator.registerMigration("2026-11-29-router") { db in
             try db.execute(sql: router)
         }
+        migrator.registerMigration("2026-11-29-router-sla") { db in
+            try db.execute(sql: routerSLA)
+        }
         return migrator
     }
 
@@ -302,5 +305,25 @@ enum Schema {
             CHECK (audience <> 'agent' OR agent_id IS NOT NULL)
         );
         CREATE INDEX events_by_at ON events(at);
+        """
+
+    /// What a rebuilt router must not forget: a first-response breach already recorded (no
+    /// second breach, no second escalation) and an overflow already opened. Conversations
+    /// open before the router existed get their first reply and waiting time from their
+    /// messages, so that none looks unanswered when it was answered.
+    private static let routerSLA = """
+        ALTER TABLE conversations ADD COLUMN first_response_breached_at INTEGER;
+        ALTER TABLE conversations ADD COLUMN overflow_open INTEGER NOT NULL DEFAULT 0 CHECK (overflow_open IN (0, 1));
+        UPDATE conversations SET first_response_at = (
+            SELECT MIN(m.created_at) FROM messages m
+            WHERE m.conversation_id = conversations.id AND m.direction = 'outbound' AND m.sender_kind = 'agent')
+        WHERE first_response_at IS NULL AND status <> 'resolved';
+        UPDATE conversations SET waiting_since = (
+            SELECT MIN(m.created_at) FROM messages m
+            WHERE m.conversation_id = conversations.id AND m.direction = 'inbound'
+              AND m.created_at > COALESCE((SELECT MAX(r.created_at) FROM messages r
+                                           WHERE r.conversation_id = conversations.id AND r.direction = 'outbound'
+                                             AND r.sender_kind = 'agent'), 0))
+        WHERE status <> 'resolved';
         """
 }

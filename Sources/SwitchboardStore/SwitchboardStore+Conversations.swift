@@ -144,8 +144,7 @@ extension SwitchboardStore {
             if conversation.status == .resolved { return conversation }
             try db.execute(sql: "UPDATE conversations SET status = 'resolved', resolved_at = ?, updated_at = ?, waiting_since = NULL WHERE id = ?",
                            arguments: [now, now, id])
-            try db.execute(sql: "UPDATE offers SET state = 'withdrawn', ended_at = ? WHERE conversation_id = ? AND state = 'pending'",
-                           arguments: [now, id])
+            try Self.withdrawOffers(db, conversationID: id, reason: "closed", now: now)
             try Self.signal(db, conversationID: id, kind: "resolved", now: now)
             try Self.event(db, kind: "conversation.status", audience: .conversation, agentID: conversation.assigneeID,
                            teamID: conversation.teamID, conversationID: id, data: ["status": "resolved"], now: now)
@@ -235,16 +234,9 @@ extension SwitchboardStore {
     /// unassigned one): pending offers to others are withdrawn, and the router is told.
     static func takeOver(_ db: Database, conversationID id: String, agent: Agent, teamID: String?, via: String, now: Int64) throws {
         try db.execute(sql: "UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ?", arguments: [agent.id, now, id])
-        for other in try String.fetchAll(db, sql: """
-            SELECT agent_id FROM offers WHERE conversation_id = ? AND state = 'pending' AND agent_id <> ?
-            """, arguments: [id, agent.id]) {
-            try event(db, kind: "offer.ended", audience: .agent, agentID: other, teamID: nil, conversationID: id,
-                      data: ["reason": "taken by another agent"], now: now)
-        }
-        try db.execute(sql: """
-            UPDATE offers SET state = CASE WHEN agent_id = ? THEN 'accepted' ELSE 'withdrawn' END, ended_at = ?
-            WHERE conversation_id = ? AND state = 'pending'
-            """, arguments: [agent.id, now, id])
+        try withdrawOffers(db, conversationID: id, except: agent.id, reason: "taken by another agent", now: now)
+        try db.execute(sql: "UPDATE offers SET state = 'accepted', ended_at = ? WHERE conversation_id = ? AND state = 'pending'",
+                       arguments: [now, id])
         try signal(db, conversationID: id, kind: via, now: now)
         try event(db, kind: "conversation.assigned", audience: .conversation, agentID: agent.id, teamID: teamID,
                   conversationID: id, data: ["agent_id": agent.id, "via": via], now: now)

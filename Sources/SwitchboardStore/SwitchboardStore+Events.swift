@@ -76,11 +76,14 @@ extension SwitchboardStore {
         }
     }
 
-    /// Retention: deletes events older than `cutoff`. Returns how many.
+    /// Retention: deletes the events up to the newest one older than `cutoff` — a prefix of
+    /// the sequence, so that what remains has no hole a reconnecting client could fall into.
+    /// Returns how many.
     @discardableResult
     public func pruneEvents(olderThan cutoff: Int64) async throws -> Int {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM events WHERE at < ?", arguments: [cutoff])
+            guard let through = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events WHERE at < ?", arguments: [cutoff]) else { return 0 }
+            try db.execute(sql: "DELETE FROM events WHERE seq <= ?", arguments: [through])
             return db.changesCount
         }
     }

@@ -71,7 +71,8 @@ extension SwitchboardStore {
 
     private static let routableSelect = """
         SELECT c.id, c.channel, c.priority, c.required_skills, c.language, c.team_id, c.contact_id, c.created_at, c.status,
-               c.assignee_id, c.waiting_since, c.first_response_at, c.first_response_due_at,
+               c.assignee_id, c.waiting_since, c.first_response_at, c.first_response_due_at, c.first_response_breached_at,
+               c.overflow_open,
                (SELECT o.agent_id FROM offers o WHERE o.conversation_id = c.id AND o.state = 'pending') AS offer_agent,
                (SELECT o.expires_at FROM offers o WHERE o.conversation_id = c.id AND o.state = 'pending') AS offer_expires,
                EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.direction = 'inbound' AND m.triaged_at IS NULL) AS untriaged,
@@ -118,7 +119,7 @@ extension SwitchboardStore {
 
     private static func routable(_ row: Row, triageGates: Bool) -> RoutableRow {
         let createdAt: Int64 = row["created_at"]
-        let conversation = RoutableConversation(
+        var conversation = RoutableConversation(
             id: row["id"], channel: Channel(rawValue: row["channel"]) ?? .portal,
             priority: Priority(rawValue: row["priority"]) ?? .normal,
             requiredSkills: Set(jsonStrings(row["required_skills"])), language: row["language"], team: row["team_id"],
@@ -136,6 +137,9 @@ extension SwitchboardStore {
         }
         let firstResponseAt: Int64? = row["first_response_at"]
         let waiting: Int64? = row["waiting_since"]
+        conversation.awaitingFirstReply = firstResponseAt == nil
+        conversation.firstResponseBreached = (row["first_response_breached_at"] as Int64?) != nil
+        conversation.overflowOpen = row["overflow_open"] as Bool? ?? false
         return RoutableRow(conversation: conversation, resolved: row["status"] == "resolved", stage: stage,
                            awaitingFirstReply: firstResponseAt == nil,
                            patientWaitingSince: firstResponseAt == nil ? nil : waiting,
@@ -144,17 +148,18 @@ extension SwitchboardStore {
 
     // MARK: Applying decisions
 
-    /// Makes a batch of the engine's effects true in one transaction. Returns the routing
-    /// decisions actually recorded (for metrics).
+    /// Makes a batch of the engine's effects true in one transaction. Returns the ids of the
+    /// conversations whose offer or assignment the store refused (the conversation changed
+    /// meanwhile): the router looks at those again.
     @discardableResult
-    public func applyRouting(_ effects: [RoutingEffect], actor: String? = nil, now: Int64 = Timestamp.now()) async throws -> Int {
-        guard !effects.isEmpty else { return 0 }
+    public func applyRouting(_ effects: [RoutingEffect], actor: String? = nil, now: Int64 = Timestamp.now()) async throws -> Set<String> {
+        guard !effects.isEmpty else { return [] }
         return try await pool.write { db in
-            var decisions = 0
+            var refused: Set<String> = []
             for effect in effects {
-                decisions += try Self.apply(db, effect, actor: actor, now: now) ? 1 : 0
+                if let id = try Self.apply(db, effect, actor: actor, now: now) { refused.insert(id) }
             }
-            return decisions
+            return refused
         }
     }
 
@@ -162,27 +167,38 @@ extension SwitchboardStore {
         try String.fetchOne(db, sql: "SELECT team_id FROM conversations WHERE id = ?", arguments: [id])
     }
 
-    /// Applies one effect; true when it was a recorded decision.
-    private static func apply(_ db: Database, _ effect: RoutingEffect, actor: String?, now: Int64) throws -> Bool {
+    /// Withdraws the conversation's pending offers (all, or all but `except`'s) and tells
+    /// each agent concerned.
+    static func withdrawOffers(_ db: Database, conversationID: String, except: String? = nil, reason: String, now: Int64) throws {
+        for agent in try String.fetchAll(db, sql: """
+            SELECT agent_id FROM offers WHERE conversation_id = ? AND state = 'pending' AND agent_id IS NOT ?
+            """, arguments: [conversationID, except]) {
+            try event(db, kind: "offer.ended", audience: .agent, agentID: agent, teamID: nil, conversationID: conversationID,
+                      data: ["reason": reason], now: now)
+        }
+        try db.execute(sql: """
+            UPDATE offers SET state = 'withdrawn', ended_at = ? WHERE conversation_id = ? AND state = 'pending' AND agent_id IS NOT ?
+            """, arguments: [now, conversationID, except])
+    }
+
+    /// Applies one effect; returns the conversation id when the store refused it.
+    private static func apply(_ db: Database, _ effect: RoutingEffect, actor: String?, now: Int64) throws -> String? {
         switch effect {
         case .decided(let decision):
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM conversations WHERE id = ?", arguments: [decision.conversationID]) == true else {
-                return false
+                return nil
             }
             let detail = String(decoding: try JSONEncoder().encode(decision), as: UTF8.self)
             try db.execute(sql: """
                 INSERT INTO routing_log (conversation_id, at, trigger, outcome, agent_id, rule, detail) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [decision.conversationID, decision.at, decision.trigger.rawValue, decision.outcome.rawValue,
                                  decision.agentID, decision.rule, detail])
-            return true
 
         case .offered(let conversationID, let agentID, let expiresAt):
-            try db.execute(sql: """
-                UPDATE offers SET state = 'withdrawn', ended_at = ? WHERE conversation_id = ? AND state = 'pending'
-                """, arguments: [now, conversationID])
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT channel, priority, team_id FROM conversations WHERE id = ? AND status <> 'resolved' AND assignee_id IS NULL
-                """, arguments: [conversationID]) else { return false }
+                """, arguments: [conversationID]) else { return conversationID }
+            try withdrawOffers(db, conversationID: conversationID, reason: "offered to another agent", now: now)
             try db.execute(sql: "INSERT INTO offers (conversation_id, agent_id, offered_at, expires_at) VALUES (?, ?, ?, ?)",
                            arguments: [conversationID, agentID, now, expiresAt])
             try event(db, kind: "offer.created", audience: .agent, agentID: agentID, teamID: row["team_id"], conversationID: conversationID,
@@ -199,10 +215,15 @@ extension SwitchboardStore {
             }
 
         case .assigned(let conversationID, let agentID, let via):
+            // Never over someone else's assignment (a claim or reply may have come first), and
+            // an acceptance only of an offer still pending to that agent.
             try db.execute(sql: """
-                UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ? AND status <> 'resolved'
-                """, arguments: [agentID, now, conversationID])
-            guard db.changesCount == 1 else { return false }
+                UPDATE conversations SET assignee_id = ?, updated_at = ?
+                WHERE id = ? AND status <> 'resolved' AND (assignee_id IS NULL OR assignee_id = ?)
+                  AND (? = 0 OR EXISTS (SELECT 1 FROM offers o WHERE o.conversation_id = conversations.id
+                                        AND o.agent_id = ? AND o.state = 'pending'))
+                """, arguments: [agentID, now, conversationID, agentID, via == "accepted", agentID])
+            guard db.changesCount == 1 else { return conversationID }
             try db.execute(sql: """
                 UPDATE offers SET state = CASE WHEN agent_id = ? THEN 'accepted' ELSE 'withdrawn' END, ended_at = ?
                 WHERE conversation_id = ? AND state = 'pending'
@@ -217,7 +238,7 @@ extension SwitchboardStore {
         case .unassigned(let conversationID, let agentID, let reason):
             try db.execute(sql: "UPDATE conversations SET assignee_id = NULL, updated_at = ? WHERE id = ? AND assignee_id = ?",
                            arguments: [now, conversationID, agentID])
-            guard db.changesCount == 1 else { return false }
+            guard db.changesCount == 1 else { return nil }
             try audit(db, actorKind: "system", actorID: "router", action: "conversation.unassigned", conversationID: conversationID, now: now)
             try event(db, kind: "conversation.unassigned", audience: .agent, agentID: agentID, teamID: nil,
                       conversationID: conversationID, data: ["agent_id": agentID, "reason": reason], now: now)
@@ -230,7 +251,7 @@ extension SwitchboardStore {
                 """, arguments: [conversationID])
             guard recent != "queued", let row = try Row.fetchOne(db, sql: """
                 SELECT priority, team_id, channel FROM conversations WHERE id = ? AND assignee_id IS NULL AND status <> 'resolved'
-                """, arguments: [conversationID]) else { return false }
+                """, arguments: [conversationID]) else { return nil }
             try event(db, kind: "conversation.queued", audience: .conversation, agentID: nil, teamID: row["team_id"],
                       conversationID: conversationID,
                       data: ["priority": row["priority"] as String, "channel": row["channel"] as String], now: now)
@@ -257,7 +278,11 @@ extension SwitchboardStore {
         case .slaWarning(let conversationID, let kind, let due), .slaBreached(let conversationID, let kind, let due):
             let breached: Bool = if case .slaBreached = effect { true } else { false }
             guard let row = try Row.fetchOne(db, sql: "SELECT assignee_id, team_id FROM conversations WHERE id = ?",
-                                             arguments: [conversationID]) else { return false }
+                                             arguments: [conversationID]) else { return nil }
+            if breached, kind == .firstResponse {
+                try db.execute(sql: "UPDATE conversations SET first_response_breached_at = COALESCE(first_response_breached_at, ?) WHERE id = ?",
+                               arguments: [now, conversationID])
+            }
             if breached {
                 try audit(db, actorKind: "system", actorID: "router", action: "sla.\(kind.rawValue).breached",
                           conversationID: conversationID, now: now)
@@ -266,15 +291,15 @@ extension SwitchboardStore {
                       teamID: row["team_id"], conversationID: conversationID, data: ["sla": kind.rawValue, "due_at": Timestamp.format(due)], now: now)
 
         case .escalated(let conversationID, let priority, let widenedTo):
-            try db.execute(sql: "UPDATE conversations SET priority = ?, updated_at = ? WHERE id = ?",
-                           arguments: [priority.rawValue, now, conversationID])
+            try db.execute(sql: "UPDATE conversations SET priority = ?, updated_at = ?, overflow_open = MAX(overflow_open, ?) WHERE id = ?",
+                           arguments: [priority.rawValue, now, widenedTo != nil, conversationID])
             try audit(db, actorKind: "system", actorID: "router", action: "conversation.escalated", conversationID: conversationID, now: now)
             var data: [String: Any] = ["priority": priority.rawValue]
             if let widenedTo { data["widened_to"] = widenedTo }
             try event(db, kind: "conversation.escalated", audience: .supervisors, agentID: nil,
                       teamID: try conversationTeam(db, conversationID), conversationID: conversationID, data: data, now: now)
         }
-        return false
+        return nil
     }
 
     // MARK: The routing log
@@ -284,6 +309,8 @@ extension SwitchboardStore {
                            now: Int64 = Timestamp.now()) async throws -> [RoutingDecision] {
         try await scoped(conversationID, agent: agent, sourceAddress: sourceAddress, now: now) { db in
             _ = try Self.visibleConversation(db, id: conversationID, agent: agent)
+            try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "conversation.routing_read",
+                           conversationID: conversationID, sourceAddress: sourceAddress, now: now)
             return try String.fetchAll(db, sql: "SELECT detail FROM routing_log WHERE conversation_id = ? ORDER BY id",
                                        arguments: [conversationID]).compactMap {
                 try? JSONDecoder().decode(RoutingDecision.self, from: Data($0.utf8))

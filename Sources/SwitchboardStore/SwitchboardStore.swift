@@ -232,7 +232,8 @@ public final class SwitchboardStore: Sendable {
     static func reopen(_ db: Database, conversationID: String, actorKind: String, actorID: String?, now: Int64) throws {
         try db.execute(sql: """
             UPDATE conversations SET status = 'open', resolved_at = NULL, updated_at = ?, first_response_at = NULL,
-                first_response_due_at = NULL, waiting_since = COALESCE(waiting_since, ?) WHERE id = ?
+                first_response_due_at = NULL, first_response_breached_at = NULL, overflow_open = 0,
+                waiting_since = COALESCE(waiting_since, ?) WHERE id = ?
             """, arguments: [now, now, conversationID])
         try signal(db, conversationID: conversationID, kind: "reopened", now: now)
         try conversationEvent(db, kind: "conversation.status", conversationID: conversationID, data: ["status": "open"], now: now)

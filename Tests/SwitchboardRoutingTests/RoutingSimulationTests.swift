@@ -47,8 +47,9 @@ struct SeededGenerator {
     /// without touching the agent's last assignment time, and without SLA clocks.
     func hold(_ engine: inout RoutingEngine, _ agentID: String, _ ids: [String], channel: Channel = .chat, now: Int64) {
         for id in ids {
-            engine.restore(conv(id, channel: channel, since: now), stage: .assigned(agent: agentID), awaitingFirstReply: false,
-                           now: now)
+            var held = conv(id, channel: channel, since: now)
+            held.awaitingFirstReply = false
+            _ = engine.restore(held, stage: .assigned(agent: agentID), now: now)
         }
     }
 
@@ -977,7 +978,7 @@ struct SeededGenerator {
                     } else {
                         let team = teamIDs[rng.below(teamIDs.count)]
                         operation = "transfer \(id) to team \(team)"
-                        effects = try engine.transfer(id, toAgent: nil, toTeam: team, now: now)
+                        effects = try engine.transfer(id, toAgent: nil, toTeam: team, by: assignedAgent(engine.stage(of: id)), now: now)
                     }
                 }
             } else {
@@ -1000,14 +1001,16 @@ struct SeededGenerator {
                     tally["assigned", default: 0] += 1
                 case .offerEnded(let id, let agentID, let reason):
                     tally[reason, default: 0] += 1
-                    if reason == "declined" || reason == "expired" { passedOver.insert("\(id)|\(agentID)") }
+                    // Declined, lapsed or transferred away: the engine does not offer it to them again.
+                    if reason == "declined" || reason == "expired" || reason == "transferred" { passedOver.insert("\(id)|\(agentID)") }
                     if reason == "expired" {
                         var due = false
                         if case .offered(agentID, let expiresAt)? = stagesBeforeTick[id] { due = expiresAt <= now }
                         if !due { problems.append("\(id) expired from \(agentID), whose offer was not due (was \(String(describing: stagesBeforeTick[id])))") }
                     }
-                case .unassigned:
+                case .unassigned(let id, let agentID, let reason):
                     tally["unassigned", default: 0] += 1
+                    if reason == "transferred" { passedOver.insert("\(id)|\(agentID)") }
                 case .escalated:
                     tally["escalated", default: 0] += 1
                 default:
@@ -1096,5 +1099,45 @@ struct SeededGenerator {
         for kind in ["offered", "assigned", "expired", "declined", "unassigned", "escalated"] {
             #expect(tally[kind, default: 0] > 0, "\(kind): \(tally)")
         }
+    }
+
+    // MARK: Rebuilding from the store
+
+    @Test func aRebuiltEngineDoesNotBreachOrEscalateTwice() throws {
+        var engine = RoutingEngine(settings: quietSettings())
+        _ = engine.upsertTeam(TeamSettings(id: "t", overflow: .language), now: t0)
+        var stored = conv("c1", team: "t", since: t0)
+        stored.firstResponseBreached = true
+        stored.overflowOpen = true
+        stored.priority = .urgent  // escalated before the restart
+        let late = t0 + 20 * 3_600_000
+        let arrival = engine.enqueue(stored, now: late)
+        #expect(!arrival.contains { if case .slaBreached = $0 { true } else { false } })
+        let ticked = engine.tick(now: late + 60_000)
+        #expect(ticked.isEmpty, "no second breach, warning or escalation: \(ticked)")
+        // The overflow is still open: an agent of another team who speaks the language is eligible.
+        _ = engine.upsertAgent(profile("outsider", teams: ["other"]), now: late + 61_000)
+        #expect(engine.stage(of: "c1") == .offered(agent: "outsider", expiresAt: late + 61_000 + 30_000))
+    }
+
+    @Test func anAssignmentToAnUnknownAgentGoesBackToTheQueue() throws {
+        var engine = RoutingEngine(settings: quietSettings())
+        _ = engine.upsertAgent(profile("here"), now: t0)
+        let effects = engine.restore(conv("c1"), stage: .assigned(agent: "gone"), now: t0)
+        #expect(effects.contains(.unassigned(conversation: "c1", agent: "gone", reason: "agent no longer active")))
+        #expect(offers(effects) == ["c1→here"])
+        #expect(engine.agent("here")?.load[.chat] == 1)
+    }
+
+    @Test func aTransferToATeamIsNotOfferedBackToTheSender() throws {
+        var engine = RoutingEngine(settings: quietSettings())
+        _ = engine.upsertAgent(profile("sender", teams: ["t"]), now: t0)
+        _ = engine.enqueue(conv("c1", team: "t"), now: t0)
+        _ = try engine.accept("c1", agent: "sender", now: t0)
+        let effects = try engine.transfer("c1", toAgent: nil, toTeam: "t", by: "sender", now: t0 + 1_000)
+        #expect(offers(effects).isEmpty)
+        #expect(engine.stage(of: "c1") == .queued)
+        _ = engine.upsertAgent(profile("colleague", teams: ["t"]), now: t0 + 2_000)
+        #expect(engine.stage(of: "c1") == .offered(agent: "colleague", expiresAt: t0 + 2_000 + 30_000))
     }
 }
