@@ -83,6 +83,11 @@ public actor RouterService: Service, CustomStringConvertible {
                 try await store.pruneRoutingSignals(through: cursor)
                 let pruned = try await store.pruneEvents(olderThan: now - eventRetention)
                 if pruned > 0 { logger.info("events pruned", metadata: ["count": "\(pruned)"]) }
+                // The audit chain's head, hourly: kept in the journal, it lets `switchboard
+                // audit verify` detect rows cut off the end as well.
+                if let head = try await store.auditHead() {
+                    logger.info("audit head", metadata: ["audit.id": "\(head.id)", "audit.hash": "\(head.hash)"])
+                }
             }
             metrics.routingQueue(depth: engine.queuedCount)
         } catch is CancellationError {

@@ -28,6 +28,15 @@ enum Schema {
         migrator.registerMigration("2026-11-29-router-sla") { db in
             try db.execute(sql: routerSLA)
         }
+        migrator.registerMigration("2026-11-29-audit-chain") { db in
+            // Hash-chained audit rows; the rows already there are chained in id order.
+            // (Code, not only SQL: SQLite has no SHA-256. AuditChain's v1 form is frozen.)
+            try db.execute(sql: """
+                ALTER TABLE audit_events ADD COLUMN prev_hash BLOB;
+                ALTER TABLE audit_events ADD COLUMN hash BLOB;
+                """)
+            try AuditChain.rechainAll(db)
+        }
         return migrator
     }
 

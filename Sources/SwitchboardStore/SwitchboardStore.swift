@@ -242,9 +242,7 @@ public final class SwitchboardStore: Sendable {
 
     static func audit(_ db: Database, actorKind: String, actorID: String?, action: String,
                       conversationID: String? = nil, messageID: String? = nil, sourceAddress: String? = nil, now: Int64) throws {
-        try db.execute(sql: """
-            INSERT INTO audit_events (at, actor_kind, actor_id, action, conversation_id, message_id, source_address)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [now, actorKind, actorID, action, conversationID, messageID, sourceAddress])
+        try AuditChain.append(db, at: now, actorKind: actorKind, actorID: actorID, action: action,
+                              conversationID: conversationID, messageID: messageID, sourceAddress: sourceAddress)
     }
 }

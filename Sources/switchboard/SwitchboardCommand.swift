@@ -14,7 +14,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "Administer a Switchboard installation.",
-        subcommands: [AgentCommand.self, DBCommand.self, TriageCommand.self]
+        subcommands: [AgentCommand.self, AuditCommand.self, DBCommand.self, TriageCommand.self]
     )
 
     /// `--config PATH` and `--json` may stand before the subcommand too
@@ -233,6 +233,82 @@ struct DBCommand: AsyncParsableCommand {
             } else {
                 print("vacuumed: \(before) → \(after) bytes")
             }
+        }
+    }
+}
+
+/// `switchboard audit verify|export`: the hash-chained audit log.
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "Verify and export the audit log (who did what to which conversation, and when).",
+        subcommands: [Verify.self, Export.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the audit log's hash chain. Exit 1 naming the first row changed or deleted.",
+            discussion: "Prints the head (newest row id and hash): compare it with one recorded earlier (the daemon logs it hourly as msg=\"audit head\") to detect rows cut off the end.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            let result = try await options.openStore().verifyAudit()
+            if options.json {
+                var object: [String: Any] = ["ok": result.ok, "rows": result.rows]
+                object["head_id"] = result.headID
+                object["head_hash"] = result.headHash
+                object["broken_at"] = result.brokenAt
+                object["problem"] = result.problem
+                printJSON(object)
+            } else if result.ok {
+                print("audit chain ok: \(result.rows) rows; head \(result.headID.map(String.init) ?? "-") \(result.headHash ?? "-")")
+            } else {
+                print("audit chain BROKEN at row \(result.brokenAt ?? 0): \(result.problem ?? "")")
+                print("last good row: \(result.headID.map(String.init) ?? "none") \(result.headHash ?? "")")
+            }
+            if !result.ok { throw ExitCode(1) }
+        }
+    }
+
+    struct Export: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the audit log to standard output as JSON lines or CSV (ids, actions, times, sources — never message text).")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "jsonl or csv.") var format = "jsonl"
+        @Option(help: "Only rows at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).") var since: String?
+
+        func run() async throws {
+            guard format == "jsonl" || format == "csv" else { fail("--format must be jsonl or csv", code: 64) }
+            var sinceMillis: Int64?
+            if let since {
+                guard let parsed = Timestamp.parse(since) else { fail("--since must be an RFC 3339 time", code: 64) }
+                sinceMillis = parsed
+            }
+            let store = try await options.openStore()
+            if format == "csv" { print("id,at,actor_kind,actor_id,action,conversation_id,message_id,source_address,hash") }
+            var after: Int64 = 0
+            while true {
+                let records = try await store.auditRecords(after: after, since: sinceMillis)
+                for record in records {
+                    if format == "csv" {
+                        let fields = [String(record.id), Timestamp.format(record.at), record.actorKind, record.actorID ?? "", record.action,
+                                      record.conversationID ?? "", record.messageID ?? "", record.sourceAddress ?? "", record.hash]
+                        print(fields.map(Self.csvField).joined(separator: ","))
+                    } else {
+                        var object: [String: Any] = ["id": record.id, "at": Timestamp.format(record.at), "actor_kind": record.actorKind,
+                                                     "action": record.action, "hash": record.hash]
+                        object["actor_id"] = record.actorID
+                        object["conversation_id"] = record.conversationID
+                        object["message_id"] = record.messageID
+                        object["source_address"] = record.sourceAddress
+                        printJSON(object)
+                    }
+                    after = record.id
+                }
+                if records.count < 1000 { break }
+            }
+        }
+
+        static func csvField(_ value: String) -> String {
+            value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value
         }
     }
 }
