@@ -25,6 +25,24 @@ def history(d: h.Daemon) -> None:
         admin.claim(cid)
 
 
+def tamper(d: h.Daemon, *statements: tuple[str, tuple]) -> None:
+    """Stops the daemon and changes its store behind its back, as an intruder with the file would."""
+    d.stop()
+    db = sqlite3.connect(d.config["store"]["path"])
+    for sql, args in statements:
+        db.execute(sql, args)
+    db.commit()
+    db.close()
+
+
+def audit_ids(d: h.Daemon, where: str = "1 = 1") -> list[int]:
+    db = sqlite3.connect(d.config["store"]["path"])
+    try:
+        return [r[0] for r in db.execute(f"SELECT id FROM audit_events WHERE {where} ORDER BY id")]
+    finally:
+        db.close()
+
+
 def verify(d: h.Daemon) -> tuple[int, dict]:
     cp = d.cli("audit", "verify", "--json", check=False)
     return cp.returncode, json.loads(cp.stdout)
@@ -36,12 +54,8 @@ def test_verify_passes_then_detects_a_changed_row(make_daemon):
     rc, result = verify(d)
     assert rc == 0 and result["ok"] is True and result["rows"] >= 7, result
     assert len(result["head_hash"]) == 64
-    d.stop()
-    db = sqlite3.connect(d.config["store"]["path"])
-    victim = db.execute("SELECT id FROM audit_events WHERE action = 'conversation.read' ORDER BY id LIMIT 1").fetchone()[0]
-    db.execute("UPDATE audit_events SET actor_id = 'someone-else' WHERE id = ?", (victim,))
-    db.commit()
-    db.close()
+    victim = audit_ids(d, "action = 'conversation.read'")[0]
+    tamper(d, ("UPDATE audit_events SET actor_id = 'someone-else' WHERE id = ?", (victim,)))
     rc, result = verify(d)
     assert rc == 1 and result["ok"] is False and result["broken_at"] == victim, result
     assert "changed" in result["problem"]
@@ -50,13 +64,8 @@ def test_verify_passes_then_detects_a_changed_row(make_daemon):
 def test_verify_detects_a_deleted_row(make_daemon):
     d = make_daemon()
     history(d)
-    d.stop()
-    db = sqlite3.connect(d.config["store"]["path"])
-    ids = [r[0] for r in db.execute("SELECT id FROM audit_events ORDER BY id")]
-    gone = ids[len(ids) // 2]
-    db.execute("DELETE FROM audit_events WHERE id = ?", (gone,))
-    db.commit()
-    db.close()
+    ids = audit_ids(d)
+    tamper(d, ("DELETE FROM audit_events WHERE id = ?", (ids[len(ids) // 2],)))
     rc, result = verify(d)
     assert rc == 1 and result["broken_at"] == ids[len(ids) // 2 + 1], result
     assert "previous row" in result["problem"]
@@ -66,12 +75,8 @@ def test_verify_detects_a_rewritten_chain_from_a_forged_row(make_daemon):
     """Changing a row and recomputing only its own hash still breaks the next link."""
     d = make_daemon()
     history(d)
-    d.stop()
-    db = sqlite3.connect(d.config["store"]["path"])
-    first, second = [r[0] for r in db.execute("SELECT id FROM audit_events ORDER BY id LIMIT 2")]
-    db.execute("UPDATE audit_events SET action = 'nothing.happened', hash = randomblob(32) WHERE id = ?", (first,))
-    db.commit()
-    db.close()
+    first = audit_ids(d)[0]
+    tamper(d, ("UPDATE audit_events SET action = 'nothing.happened', hash = randomblob(32) WHERE id = ?", (first,)))
     rc, result = verify(d)
     assert rc == 1 and result["broken_at"] == first, result
 
