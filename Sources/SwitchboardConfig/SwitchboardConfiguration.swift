@@ -361,6 +361,32 @@ public struct SwitchboardConfiguration: Sendable {
         file: String?,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws -> SwitchboardConfiguration {
+        try await resolve(file: file, environment: environment).configuration
+    }
+
+    /// One key's effective value and where it came from (`switchboard config show`).
+    public struct EffectiveValue: Sendable, Equatable {
+        public var key: String
+        /// The value, or "<redacted>" for a secret that is set ("" when unset).
+        public var value: String
+        public var defaultValue: String
+        /// `default`, `file`, `environment`, or `secret file`: where the value was set
+        /// (set explicitly to the default value still counts as set, as `postconf -n` does).
+        public var source: String
+        public var secret: Bool
+        public var isDefault: Bool { source == "default" }
+    }
+
+    /// Every key's effective value (secrets redacted), after the same checks as `load`.
+    public static func effectiveValues(
+        file: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) async throws -> [EffectiveValue] {
+        try await resolve(file: file, environment: environment).values
+    }
+
+    static func resolve(file: String?, environment: [String: String]) async throws
+        -> (configuration: SwitchboardConfiguration, values: [EffectiveValue]) {
         var providers: [any ConfigProvider] = [
             EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: ["switchboard"])
         ]
@@ -374,12 +400,19 @@ public struct SwitchboardConfiguration: Sendable {
         }
         let reader = ConfigReader(providers: providers)
         var config = SwitchboardConfiguration()
+        var values: [EffectiveValue] = []
         for key in keys {
-            var value = reader.string(forKey: ConfigKey(key.name), isSecret: key.secret) ?? key.defaultValue
+            let given = reader.string(forKey: ConfigKey(key.name), isSecret: key.secret)
+            var value = given ?? key.defaultValue
+            var source = given == nil ? "default" : environment[environmentName(key.name)] != nil ? "environment" : "file"
             if key.secret, let path = reader.string(forKey: ConfigKey(key.name + "_file")), !path.isEmpty {
                 value = try readSecretFile(key: key.name + "_file", path: path)
+                source = "secret file"
             }
             try key.apply(&config, value.trimmingWhitespace())
+            let shown = key.secret ? (value.isEmpty ? "" : "<redacted>") : value.trimmingWhitespace()
+            values.append(EffectiveValue(key: key.name, value: shown, defaultValue: key.secret ? "" : key.defaultValue,
+                                         source: source, secret: key.secret))
         }
         if config.portal.outboundURL != nil && config.portal.effectiveOutboundSecret == nil {
             throw Problem(key: "portal.outbound_secret", reason: "is required when portal.outbound_url is set (or set portal.webhook_secret)")
@@ -396,7 +429,7 @@ public struct SwitchboardConfiguration: Sendable {
         if config.outbox.initialBackoffMilliseconds > config.outbox.maxBackoffMilliseconds {
             throw Problem(key: "outbox.initial_backoff_ms", reason: "must not exceed outbox.max_backoff_ms")
         }
-        return config
+        return (config, values)
     }
 
     /// The environment variable that overrides `key`.

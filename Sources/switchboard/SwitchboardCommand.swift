@@ -14,7 +14,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "Administer a Switchboard installation.",
-        subcommands: [AgentCommand.self, AuditCommand.self, DBCommand.self, TriageCommand.self]
+        subcommands: [AgentCommand.self, AuditCommand.self, ConfigCommand.self, DBCommand.self, TriageCommand.self]
     )
 
     /// `--config PATH` and `--json` may stand before the subcommand too
@@ -309,6 +309,53 @@ struct AuditCommand: AsyncParsableCommand {
 
         static func csvField(_ value: String) -> String {
             value.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + value.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : value
+        }
+    }
+}
+
+/// `switchboard config check|show`.
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config", abstract: "Check and show the effective configuration.", subcommands: [Check.self, Show.self])
+
+    static func load(_ options: GlobalOptions) async -> [SwitchboardConfiguration.EffectiveValue] {
+        do {
+            return try await SwitchboardConfiguration.effectiveValues(file: options.config)
+        } catch let problem as SwitchboardConfiguration.Problem {
+            fail("configuration error: \(problem)", code: 78)
+        } catch {
+            fail("configuration error: \(error)", code: 78)
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate the configuration (file, environment, secret files). Exit 0, or 78 naming the key and why.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            _ = await ConfigCommand.load(options)
+            if options.json { printJSON(["ok": true]) } else { print("configuration ok") }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print every key's effective value and where it came from; secrets are redacted.")
+        @OptionGroup var options: GlobalOptions
+        @Flag(name: .customLong("non-default"), help: "Only keys set in the file or the environment (like postconf -n).")
+        var nonDefault = false
+
+        func run() async throws {
+            let values = await ConfigCommand.load(options).filter { !nonDefault || !$0.isDefault }
+            if options.json {
+                printJSON(values.map { ["key": $0.key, "value": $0.value, "default": $0.defaultValue, "source": $0.source, "secret": $0.secret] as [String: Any] })
+            } else {
+                for value in values {
+                    let shown = value.value.contains(where: { $0 == " " || $0 == "#" || $0 == ":" }) ? "\"\(value.value)\"" : value.value
+                    print("\(value.key) = \(shown)" + (value.isDefault ? "" : "    # \(value.source)"))
+                }
+            }
         }
     }
 }
