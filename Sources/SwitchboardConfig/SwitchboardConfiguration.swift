@@ -374,6 +374,9 @@ public struct SwitchboardConfiguration: Sendable {
         /// (set explicitly to the default value still counts as set, as `postconf -n` does).
         public var source: String
         public var secret: Bool
+        /// Tells a changed value from an unchanged one without keeping it (secrets included);
+        /// per process, never printed.
+        public var fingerprint: Int = 0
         public var isDefault: Bool { source == "default" }
     }
 
@@ -385,7 +388,7 @@ public struct SwitchboardConfiguration: Sendable {
         try await resolve(file: file, environment: environment).values
     }
 
-    static func resolve(file: String?, environment: [String: String]) async throws
+    public static func resolve(file: String?, environment: [String: String]) async throws
         -> (configuration: SwitchboardConfiguration, values: [EffectiveValue]) {
         var providers: [any ConfigProvider] = [
             EnvironmentVariablesProvider(environmentVariables: environment).prefixKeys(with: ["switchboard"])
@@ -411,8 +414,10 @@ public struct SwitchboardConfiguration: Sendable {
             }
             try key.apply(&config, value.trimmingWhitespace())
             let shown = key.secret ? (value.isEmpty ? "" : "<redacted>") : value.trimmingWhitespace()
+            var hasher = Hasher()
+            hasher.combine(value.trimmingWhitespace())
             values.append(EffectiveValue(key: key.name, value: shown, defaultValue: key.secret ? "" : key.defaultValue,
-                                         source: source, secret: key.secret))
+                                         source: source, secret: key.secret, fingerprint: hasher.finalize()))
         }
         if config.portal.outboundURL != nil && config.portal.effectiveOutboundSecret == nil {
             throw Problem(key: "portal.outbound_secret", reason: "is required when portal.outbound_url is set (or set portal.webhook_secret)")

@@ -15,15 +15,26 @@ public struct LogfmtLogHandler: LogHandler {
     }
 
     public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
+    /// The shared level (changed at runtime on SIGHUP) unless this logger set its own.
+    public var logLevel: Logger.Level {
+        get { ownLevel ?? control.level }
+        set { ownLevel = newValue }
+    }
     public var metadataProvider: Logger.MetadataProvider?
     private let label: String
     private let format: Format
     private let output: LogOutput
+    private let control: LogLevelControl
+    private var ownLevel: Logger.Level?
 
     public init(label: String, level: Logger.Level, format: Format, output: LogOutput = .standardError) {
+        self.init(label: label, control: LogLevelControl(level), format: format, output: output)
+    }
+
+    /// Every handler made with the same `control` follows its level.
+    public init(label: String, control: LogLevelControl, format: Format, output: LogOutput = .standardError) {
         self.label = label
-        self.logLevel = level
+        self.control = control
         self.format = format
         self.output = output
     }
@@ -119,5 +130,21 @@ public final class LogOutput: Sendable {
                 offset += written
             }
         }
+    }
+}
+
+/// The daemon's log level, shared by all its loggers and changed at runtime (SIGHUP with a
+/// new `log.level`).
+public final class LogLevelControl: Sendable {
+    private static let levels = Logger.Level.allCases
+    private let index: Atomic<Int>
+
+    public init(_ level: Logger.Level) {
+        index = Atomic(Self.levels.firstIndex(of: level) ?? 2)
+    }
+
+    public var level: Logger.Level {
+        get { Self.levels[index.load(ordering: .relaxed)] }
+        set { index.store(Self.levels.firstIndex(of: newValue) ?? 2, ordering: .relaxed) }
     }
 }

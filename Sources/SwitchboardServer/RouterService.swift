@@ -310,6 +310,12 @@ public actor RouterService: Service, CustomStringConvertible {
         }
     }
 
+    /// New `routing.*` settings (SIGHUP): they apply to the next decisions; offers already
+    /// made keep their expiry.
+    public func updateSettings(_ routing: SwitchboardConfiguration.Routing) {
+        engine.settings = Self.settings(routing)
+    }
+
     /// Activity that keeps an agent from being set away for idleness.
     public func touch(agent id: String) {
         engine.touch(agent: id, now: Timestamp.now())

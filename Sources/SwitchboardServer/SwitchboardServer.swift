@@ -43,6 +43,10 @@ public struct SwitchboardDependencies: Sendable {
     public var readiness = Readiness()
     /// The rules in force (loaded by the caller, reloaded on SIGHUP).
     public var rules = RulesHolder(.empty)
+    /// The configuration file SIGHUP reads again (nil: environment and defaults only).
+    public var configFile: String?
+    /// The shared log level SIGHUP may change (nil: loggers keep theirs).
+    public var logLevel: LogLevelControl?
     public var onListening: @Sendable (SocketAddress?) async -> Void = { _ in }
 
     public init(configuration: SwitchboardConfiguration, store: SwitchboardStore, logger: Logger,
@@ -150,7 +154,8 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
                                logger: dependencies.logger)
     let triage = TriageService(store: store, configuration: configuration.triage, wake: triageWake, outboxWake: wake,
                                metrics: metrics, logger: dependencies.logger, rules: dependencies.rules)
-    let reloader = RulesReloadService(path: configuration.triage.rulesFile, holder: dependencies.rules, logger: dependencies.logger)
+    let reloader = ReloadService(configFile: dependencies.configFile, rulesPath: configuration.triage.rulesFile, holder: dependencies.rules,
+                                 logLevel: dependencies.logLevel, router: routerService, logger: dependencies.logger)
     let systemd = SystemdService(notifier: SystemdNotifier(), store: store, logger: dependencies.logger, readiness: readiness)
     return AssembledServer(router: router, events: events,
                            services: [outbox, triage, reloader, routerService, ObservationKeeper(observation: eventsObservation), systemd])

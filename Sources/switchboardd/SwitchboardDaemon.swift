@@ -57,11 +57,11 @@ struct SwitchboardDaemon: AsyncParsableCommand {
 
         let level = Logger.Level(rawValue: settings.log.level) ?? .info
         let format = settings.log.format
-        LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, level: level, format: format) }
+        let levelControl = LogLevelControl(level)
+        LoggingSystem.bootstrap { label in LogfmtLogHandler(label: label, control: levelControl, format: format) }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        var logger = Logger(label: "switchboard")
-        logger.logLevel = level
+        let logger = Logger(label: "switchboard")
 
         let store: SwitchboardStore
         do {
@@ -80,6 +80,8 @@ struct SwitchboardDaemon: AsyncParsableCommand {
 
         var dependencies = SwitchboardDependencies(configuration: settings, store: store, logger: logger, prometheus: registry)
         dependencies.rules = RulesHolder(rules)
+        dependencies.configFile = config
+        dependencies.logLevel = levelControl
         let listeningLogger = logger
         dependencies.onListening = { address in
             let where_ = address.map { "http://\($0.ipAddress ?? settings.http.host):\($0.port ?? settings.http.port)" }
