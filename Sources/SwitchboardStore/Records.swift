@@ -9,6 +9,14 @@ public struct Agent: Sendable, Equatable, Codable {
     public var email: String
     public var role: AgentRole
     public var teams: [String]
+
+    public init(id: String, name: String, email: String, role: AgentRole, teams: [String]) {
+        self.id = id
+        self.name = name
+        self.email = email
+        self.role = role
+        self.teams = teams
+    }
 }
 
 public struct ConversationSummary: Sendable, Equatable, Codable {

@@ -28,6 +28,9 @@ enum Schema {
         migrator.registerMigration("2026-11-29-router-sla") { db in
             try db.execute(sql: routerSLA)
         }
+        migrator.registerMigration("2026-11-29-operations") { db in
+            try db.execute(sql: operations)
+        }
         migrator.registerMigration("2026-11-29-audit-chain") { db in
             // Hash-chained audit rows; the rows already there are chained in id order.
             // (Code, not only SQL: SQLite has no SHA-256. AuditChain's v1 form is frozen.)
@@ -334,5 +337,12 @@ enum Schema {
                                            WHERE r.conversation_id = conversations.id AND r.direction = 'outbound'
                                              AND r.sender_kind = 'agent'), 0))
         WHERE status <> 'resolved';
+        """
+
+    /// Operators' tools: a dead letter can be discarded (kept, out of the list), and message
+    /// bodies purged by retention are marked so.
+    private static let operations = """
+        ALTER TABLE outbox ADD COLUMN discarded_at INTEGER;
+        ALTER TABLE messages ADD COLUMN purged_at INTEGER;
         """
 }

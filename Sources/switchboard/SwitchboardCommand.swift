@@ -14,7 +14,8 @@ struct SwitchboardCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "Administer a Switchboard installation.",
-        subcommands: [AgentCommand.self, AuditCommand.self, ConfigCommand.self, DBCommand.self, TriageCommand.self]
+        subcommands: [AgentCommand.self, AuditCommand.self, ConfigCommand.self, ConversationCommand.self, DBCommand.self,
+                      OutboxCommand.self, PurgeCommand.self, TriageCommand.self]
     )
 
     /// `--config PATH` and `--json` may stand before the subcommand too
@@ -354,6 +355,167 @@ struct ConfigCommand: AsyncParsableCommand {
                 for value in values {
                     let shown = value.value.contains(where: { $0 == " " || $0 == "#" || $0 == ":" }) ? "\"\(value.value)\"" : value.value
                     print("\(value.key) = \(shown)" + (value.isDefault ? "" : "    # \(value.source)"))
+                }
+            }
+        }
+    }
+}
+
+/// A list as one JSON array (`--json`) or one tab-separated line per item.
+func printList<T>(_ items: [T], json: Bool, object: (T) -> [String: Any], line: (T) -> String) {
+    if json {
+        printJSON(items.map(object))
+    } else {
+        for item in items { print(line(item)) }
+    }
+}
+
+/// Who runs the command, for the audit log: `cli:<login>` (the sudo caller when under sudo).
+func operatorName() -> String {
+    let environment = ProcessInfo.processInfo.environment
+    return "cli:" + (environment["SUDO_USER"] ?? environment["USER"] ?? environment["LOGNAME"] ?? "uid\(getuid())")
+}
+
+/// `switchboard outbox list|retry|discard`: dead letters.
+struct OutboxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "outbox", abstract: "List, retry and discard undeliverable replies (dead letters).",
+        subcommands: [List.self, Retry.self, Discard.self])
+
+    /// Runs one change on a dead letter; a refusal (not a dead letter) exits 1 with the reason.
+    static func act(_ options: GlobalOptions, id: Int64, json: [String: Any], text: String,
+                    _ change: (SwitchboardStore) async throws -> Void) async throws {
+        let store = try await options.openStore()
+        do {
+            try await change(store)
+        } catch let error as StoreError {
+            fail("\(error)", code: 1)
+        }
+        if options.json { printJSON(json) } else { print(text) }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List outbox items (dead letters by default), newest first.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "dead or pending.") var state = "dead"
+        @Option(help: "At most this many.") var limit = 100
+
+        func run() async throws {
+            guard state == "dead" || state == "pending" else { fail("--state must be dead or pending", code: 64) }
+            let entries = try await options.openStore().outboxEntries(state: state, limit: max(1, min(limit, 10_000)))
+            printList(entries, json: options.json) { entry in
+                var object: [String: Any] = ["id": entry.id, "message_id": entry.messageID, "conversation_id": entry.conversationID,
+                                             "channel": entry.channel, "state": entry.state, "attempts": entry.attempts,
+                                             "created_at": Timestamp.format(entry.createdAt)]
+                object["last_error"] = entry.lastError
+                object["finished_at"] = entry.finishedAt.map(Timestamp.format)
+                return object
+            } line: { entry in
+                "\(entry.id)\t\(entry.channel)\t\(entry.conversationID)\t\(entry.messageID)\tattempts=\(entry.attempts)\t\(entry.lastError ?? "-")"
+            }
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Deliver a dead letter again (in order with its conversation's replies).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The outbox item id (from outbox list).") var id: Int64
+
+        func run() async throws {
+            try await OutboxCommand.act(options, id: id, json: ["id": id, "state": "pending"], text: "outbox item \(id) queued again") {
+                try await $0.retryOutbox(id: id, operator: operatorName())
+            }
+        }
+    }
+
+    struct Discard: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Take a dead letter off the list (the failed message stays in its conversation).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The outbox item id (from outbox list).") var id: Int64
+
+        func run() async throws {
+            try await OutboxCommand.act(options, id: id, json: ["id": id, "discarded": true], text: "outbox item \(id) discarded") {
+                try await $0.discardOutbox(id: id, operator: operatorName())
+            }
+        }
+    }
+}
+
+/// `switchboard purge`: retention.
+struct PurgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "purge",
+        abstract: "Remove message text, raw deliveries and attachment references older than N days (conversations quiet since).",
+        discussion: "Kept: conversations, ids, times, delivery states, triage labels, the audit log, and replies still waiting to be delivered.")
+    @OptionGroup var options: GlobalOptions
+    @Option(name: .customLong("older-than-days"), help: "Age in days (at least 1).") var days: Int
+    @Flag(name: .customLong("dry-run"), help: "Count what would be removed; change nothing.") var dryRun = false
+
+    func run() async throws {
+        guard days >= 1 else { fail("--older-than-days must be at least 1", code: 64) }
+        let cutoff = Timestamp.now() - Int64(days) * 86_400_000
+        let result = try await options.openStore().purge(olderThan: cutoff, operator: operatorName(), dryRun: dryRun)
+        if options.json {
+            printJSON(["messages": result.messages, "attachments": result.attachments, "journal_entries": result.journalEntries,
+                       "dry_run": result.dryRun])
+        } else {
+            print("\(dryRun ? "would purge" : "purged"): \(result.messages) messages, \(result.attachments) attachments, \(result.journalEntries) raw deliveries")
+        }
+    }
+}
+
+/// `switchboard conversation list|show`: read from the command line — audited like the API.
+struct ConversationCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "conversation", abstract: "List and show conversations (reads are audited as the operator's).",
+        subcommands: [List.self, Show.self])
+
+    static var operatorAgent: Agent {
+        Agent(id: operatorName(), name: "command line", email: "cli@localhost", role: .admin, teams: [])
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List conversations, most recent first.")
+        @OptionGroup var options: GlobalOptions
+        @Option(help: "open, pending, snoozed, resolved or any.") var status = "open"
+        @Option(help: "At most this many (1-500).") var limit = 50
+
+        func run() async throws {
+            guard let filter = ConversationListStatus(rawValue: status) else { fail("--status must be open, pending, snoozed, resolved or any", code: 64) }
+            let conversations = try await options.openStore().listConversations(for: ConversationCommand.operatorAgent, status: filter,
+                                                                                 assignee: .any, limit: max(1, min(limit, 500)))
+            printList(conversations, json: options.json) { c in
+                ["id": c.id, "status": c.status.rawValue, "priority": c.priority.rawValue, "channel": c.channel.rawValue,
+                 "assignee_id": c.assigneeID as Any, "team_id": c.teamID as Any, "last_message_at": Timestamp.format(c.lastMessageAt)]
+            } line: { c in
+                "\(c.id)\t\(c.status.rawValue)\t\(c.priority.rawValue)\t\(c.channel.rawValue)\t\(c.assigneeID ?? "-")\t\(Timestamp.format(c.lastMessageAt))"
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one conversation with its messages (the read is audited).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The conversation id.") var id: String
+
+        func run() async throws {
+            let detail: ConversationDetail
+            do {
+                detail = try await options.openStore().readConversation(id: id, by: ConversationCommand.operatorAgent, sourceAddress: "cli")
+            } catch StoreError.notFound {
+                fail("no such conversation", code: 1)
+            }
+            let c = detail.conversation
+            if options.json {
+                printJSON(["id": c.id, "status": c.status.rawValue, "priority": c.priority.rawValue, "channel": c.channel.rawValue,
+                           "assignee_id": c.assigneeID as Any, "team_id": c.teamID as Any,
+                           "messages": detail.messages.map { ["id": $0.id, "direction": $0.direction.rawValue, "text": $0.text,
+                                                             "created_at": Timestamp.format($0.createdAt),
+                                                             "delivery_status": $0.deliveryStatus?.rawValue as Any] as [String: Any] }])
+            } else {
+                print("\(c.id) \(c.status.rawValue) \(c.priority.rawValue) \(c.channel.rawValue) assignee=\(c.assigneeID ?? "-")")
+                for m in detail.messages {
+                    print("[\(Timestamp.format(m.createdAt))] \(m.direction.rawValue)\(m.deliveryStatus.map { " (\($0.rawValue))" } ?? ""): \(m.text)")
                 }
             }
         }
