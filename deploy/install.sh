@@ -99,7 +99,12 @@ if [ "$live" = yes ]; then chown switchboard:switchboard "$DESTDIR/var/lib/switc
 
 # Configuration: from the example, once.
 if [ ! -e "$ETC/switchboard.yaml" ]; then
-    install -m 0640 "$REPO/deploy/switchboard.example.yaml" "$ETC/switchboard.yaml"
+    # The store lives in the unit's StateDirectory: say so in the file too, so that the
+    # command line (`switchboard --config /etc/switchboard/switchboard.yaml …`) opens the
+    # daemon's database and not a new one in the current directory.
+    sed 's|^  path: ./var/switchboard.sqlite$|  path: /var/lib/switchboard/switchboard.sqlite|' \
+        "$REPO/deploy/switchboard.example.yaml" > "$ETC/switchboard.yaml"
+    chmod 0640 "$ETC/switchboard.yaml"
     if [ "$live" = yes ]; then chgrp switchboard "$ETC/switchboard.yaml"; fi
     say "installed $ETC/switchboard.yaml from the example: edit it, then check it with switchboardd --check-config"
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sqlite3
 import time
 
@@ -92,3 +93,13 @@ def test_conversation_list_and_show_are_audited(make_daemon):
     assert any(a == "conversation.read" and who.startswith("cli:") for a, who in audit_actions(d))
     cp = d.cli("conversation", "show", "cnv_nosuch", check=False)
     assert cp.returncode == 1 and "no such conversation" in cp.stderr
+
+
+def test_commands_refuse_a_missing_database(tmp_path):
+    config = tmp_path / "switchboard.yaml"
+    config.write_text(f"store:\n  path: {tmp_path / 'nowhere' / 'switchboard.sqlite'}\n")
+    for args in (["outbox", "list"], ["audit", "verify"], ["conversation", "list"], ["db", "check"]):
+        cp = subprocess.run([str(h.cli_bin()), *args, "--config", str(config)], capture_output=True, text=True,
+                            timeout=60, env=h.clean_env(), cwd=tmp_path)
+        assert cp.returncode == 1 and "no database at" in cp.stderr, (args, cp.stderr)
+    assert not (tmp_path / "nowhere").exists(), "a read-only command created a database"

@@ -209,7 +209,10 @@ def test_install_into_a_root_is_complete_and_idempotent(tmp_path):
     etc = root / "etc" / "switchboard"
     assert mode(etc) == 0o755 and mode(etc / "credentials") == 0o700
     assert mode(etc / "switchboard.yaml") == 0o640
-    assert (etc / "switchboard.yaml").read_text() == (REPO / "deploy" / "switchboard.example.yaml").read_text()
+    installed = (etc / "switchboard.yaml").read_text()
+    example = (REPO / "deploy" / "switchboard.example.yaml").read_text()
+    assert "  path: /var/lib/switchboard/switchboard.sqlite\n" in installed  # the CLI finds the daemon's store
+    assert installed == example.replace("  path: ./var/switchboard.sqlite\n", "  path: /var/lib/switchboard/switchboard.sqlite\n")
     secret = etc / "credentials" / "portal_webhook_secret"
     assert mode(secret) == 0o600 and secret.read_text().startswith("whsec_")
     for binary in ("switchboardd", "switchboard"):

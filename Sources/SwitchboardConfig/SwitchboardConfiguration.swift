@@ -33,6 +33,7 @@ public struct SwitchboardConfiguration: Sendable {
         public var host = "127.0.0.1"
         public var port = 8080
         public var shutdownGraceSeconds: Int64 = 8
+        public var drainSeconds: Int64 = 1
     }
 
     public struct Store: Sendable {
@@ -172,6 +173,9 @@ public struct SwitchboardConfiguration: Sendable {
             config.http.host = value
         },
         Key("http.port", "8080") { config, value in config.http.port = try Int(key: "http.port", value, in: 0...65535) },
+        Key("http.drain_seconds", "1") { config, value in
+            config.http.drainSeconds = try Int64(key: "http.drain_seconds", value, in: 0...60)
+        },
         Key("http.shutdown_grace_seconds", "8") { config, value in
             config.http.shutdownGraceSeconds = try Int64(key: "http.shutdown_grace_seconds", value, in: 1...300)
         },

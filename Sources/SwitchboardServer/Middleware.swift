@@ -54,6 +54,22 @@ struct ErrorMiddleware: RouterMiddleware {
     }
 }
 
+/// While the daemon drains (SIGTERM, before the listener closes), intake is refused with a
+/// 503 and Retry-After: a webhook sender retries (nothing was stored, so nothing is lost),
+/// a load balancer moves on. Health, readiness and metrics still answer.
+struct DrainMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let readiness: Readiness
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard readiness.isDraining, !["/healthz", "/readyz", "/metrics"].contains(request.uri.path) else {
+            return try await next(request, context)
+        }
+        throw APIError(.serviceUnavailable, code: "unavailable", "the daemon is shutting down; retry shortly",
+                       headers: [.retryAfter: "5"])
+    }
+}
+
 /// `Authorization: Bearer <token>` → the agent, or 401. Tokens are compared by digest in
 /// the store; the token itself is never logged.
 struct BearerAuthMiddleware: RouterMiddleware {

@@ -29,8 +29,13 @@ import SwitchboardStore
 /// application is built) and the listener bound.
 public final class Readiness: Sendable {
     private let listening = Atomic<Bool>(false)
+    private let draining = Atomic<Bool>(false)
     public init() {}
-    public var isReady: Bool { listening.load(ordering: .acquiring) }
+    public var isReady: Bool { listening.load(ordering: .acquiring) && !isDraining }
+    /// SIGTERM arrived: intake answers 503 with Retry-After, /readyz says "draining", until
+    /// the listener closes.
+    public var isDraining: Bool { draining.load(ordering: .acquiring) }
+    public func beginDraining() { draining.store(true, ordering: .releasing) }
     func markListening(_ value: Bool) { listening.store(value, ordering: .releasing) }
 }
 
@@ -103,6 +108,7 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: DrainMiddleware(readiness: readiness))
 
     router.get("/healthz") { _, _ in
         JSON.response(["status": "ok"])
@@ -113,7 +119,7 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
     }
     router.get("/readyz") { _, _ in
         guard readiness.isReady else {
-            return JSON.response(["status": "not ready"], status: .serviceUnavailable)
+            return JSON.response(["status": readiness.isDraining ? "draining" : "not ready"], status: .serviceUnavailable)
         }
         do {
             try await store.ping()

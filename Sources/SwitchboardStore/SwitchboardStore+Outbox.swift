@@ -100,7 +100,7 @@ extension SwitchboardStore {
         try await pool.read { db in
             let row = try Row.fetchOne(db, sql: """
                 SELECT (SELECT count(*) FROM outbox WHERE state = 'pending') AS pending,
-                       (SELECT count(*) FROM outbox WHERE state = 'dead') AS dead,
+                       (SELECT count(*) FROM outbox WHERE state = 'dead' AND discarded_at IS NULL) AS dead,
                        (SELECT min(created_at) FROM outbox WHERE state = 'pending') AS oldest
                 """)
             let oldest: Int64? = row?["oldest"]

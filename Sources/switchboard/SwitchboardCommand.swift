@@ -56,12 +56,18 @@ struct GlobalOptions: ParsableArguments {
         return rest + globals
     }
 
-    func openStore() async throws -> SwitchboardStore {
+    /// Opens the configured database. Only commands that may start an installation
+    /// (`agent add`, `db restore`) create it: any other finding no file is a wrong
+    /// `--config` or store path, said plainly instead of answering from an empty new store.
+    func openStore(create: Bool = false) async throws -> SwitchboardStore {
         let settings: SwitchboardConfiguration
         do {
             settings = try await SwitchboardConfiguration.load(file: config)
         } catch let problem as SwitchboardConfiguration.Problem {
             fail("configuration error: \(problem)", code: 78)
+        }
+        if !create && !FileManager.default.fileExists(atPath: settings.store.path) {
+            fail("no database at \(settings.store.path) (store.path); give the daemon's --config, or set SWITCHBOARD_STORE_PATH", code: 1)
         }
         do {
             return try SwitchboardStore(path: settings.store.path)
@@ -99,7 +105,7 @@ struct AgentCommand: AsyncParsableCommand {
             guard let agentRole = AgentRole(rawValue: role) else {
                 fail("--role must be one of agent, supervisor, admin", code: 64)
             }
-            let store = try await options.openStore()
+            let store = try await options.openStore(create: true)
             do {
                 let (agent, token) = try await store.createAgent(name: name, email: email, role: agentRole, team: team)
                 if options.json {
@@ -194,7 +200,7 @@ struct DBCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard force else { fail("restore replaces every conversation stored since the backup; add --force to confirm (stop the daemon first)", code: 64) }
-            let store = try await options.openStore()
+            let store = try await options.openStore(create: true)
             try DBCommand.report(json: options.json, failure: "restore failed") {
                 (try store.restore(from: source), ["restored_from": source])
             }

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import UnixSignals
 import Metrics
 import Prometheus
 import SwitchboardConfig
@@ -89,14 +90,38 @@ struct SwitchboardDaemon: AsyncParsableCommand {
             listeningLogger.info("listening", metadata: ["http.address": "\(where_)"])
             FileHandle.standardOutput.write(Data("switchboardd listening on \(where_)\n".utf8))
         }
+        let readiness = dependencies.readiness
         let app = buildApplication(dependencies)
-        // SIGTERM/SIGINT start a graceful shutdown; whatever has not finished after the
-        // grace period (a connection that never sent a request, a client that never
-        // answers a close frame) is cancelled, so the daemon always stops.
-        var group = ServiceGroupConfiguration(services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint],
-                                              logger: logger)
-        group.maximumGracefulShutdownDuration = .seconds(settings.http.shutdownGraceSeconds)
-        try await ServiceGroup(configuration: group).run()
+        // SIGTERM/SIGINT: first drain (listener open, intake answered 503, /readyz
+        // "draining") for http.drain_seconds, then a graceful shutdown; whatever has not
+        // finished after http.shutdown_grace_seconds (a connection that never sent a request,
+        // a client that never answers a close frame) is cancelled, so the daemon always stops.
+        // A second signal skips the drain.
+        var configuration = ServiceGroupConfiguration(services: [.init(service: app)], logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(settings.http.shutdownGraceSeconds)
+        let group = ServiceGroup(configuration: configuration)
+        let drain = Duration.seconds(settings.http.drainSeconds)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                var draining = false
+                for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                    guard !draining else {
+                        await group.triggerGracefulShutdown()
+                        continue
+                    }
+                    draining = true
+                    readiness.beginDraining()
+                    logger.notice("shutdown requested; draining", metadata: ["signal": "\(signal)", "drain_seconds": "\(drain.components.seconds)"])
+                    Task {
+                        try? await Task.sleep(for: drain)
+                        await group.triggerGracefulShutdown()
+                    }
+                }
+            }
+            tasks.addTask { try await group.run() }
+            try await tasks.next()
+            tasks.cancelAll()
+        }
         logger.info("stopped")
     }
 }
