@@ -103,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "switchboard",
             dependencies: [
-                "SwitchboardStore", "SwitchboardConfig", "SwitchboardCore", "SwitchboardTriage",
+                "SwitchboardStore", "SwitchboardConfig", "SwitchboardCore", "SwitchboardTriage", "SwitchboardRouting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -138,6 +138,8 @@ public actor RouterService: Service, CustomStringConvertible {
             for id in order {
                 if kinds[id] == ["agent"] {
                     try await refreshAgent(id)
+                } else if kinds[id] == ["team"] {
+                    if let team = try await store.team(id: id) { try await persist(engine.upsertTeam(team, now: Timestamp.now())) }
                 } else {
                     try await reconcile(id, kinds: kinds[id] ?? [])
                 }

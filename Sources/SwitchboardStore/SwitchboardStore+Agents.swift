@@ -119,8 +119,15 @@ extension SwitchboardStore {
                 }
                 try db.execute(sql: "UPDATE teams SET overflow = ? WHERE id = ?", arguments: [stored, id])
             }
+            try Self.signal(db, conversationID: id!, kind: "team", now: now)
             return try Row.fetchOne(db, sql: "SELECT id, name, policy, auto_accept, overflow FROM teams WHERE id = ?", arguments: [id])
                 .map(Self.team)!
+        }
+    }
+
+    public func team(id: String) async throws -> TeamSettings? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, name, policy, auto_accept, overflow FROM teams WHERE id = ?", arguments: [id]).map(Self.team)
         }
     }
 

@@ -11,8 +11,8 @@ import SwitchboardRouting
 extension SwitchboardStore {
     // MARK: Signals
 
-    /// A routing signal: "this conversation changed, look again" (or, with kind `agent`,
-    /// "this agent changed": the column then holds an agent id). Written in the same
+    /// A routing signal: "this conversation changed, look again" (or, with kind `agent` or
+    /// `team`, "this agent / team changed": the column then holds that id). Written in the same
     /// transaction as the change, so the router cannot miss one.
     static func signal(_ db: Database, conversationID: String, kind: String, now: Int64) throws {
         try db.execute(sql: "INSERT INTO routing_signals (conversation_id, kind, at) VALUES (?, ?, ?)",

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SwitchboardConfig
 import SwitchboardCore
+import SwitchboardRouting
 import SwitchboardStore
 
 /// switchboard — the admin command line. It opens the same database as the daemon (SQLite
@@ -15,7 +16,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
         commandName: "switchboard",
         abstract: "Administer a Switchboard installation.",
         subcommands: [AgentCommand.self, AuditCommand.self, ConfigCommand.self, ConversationCommand.self, DBCommand.self,
-                      OutboxCommand.self, PurgeCommand.self, TriageCommand.self]
+                      OutboxCommand.self, PurgeCommand.self, TeamCommand.self, TriageCommand.self]
     )
 
     /// `--config PATH` and `--json` may stand before the subcommand too
@@ -89,7 +90,75 @@ func printJSON(_ object: Any) {
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "agent", abstract: "Manage agents.", subcommands: [Add.self, List.self])
+        commandName: "agent", abstract: "Manage agents.", subcommands: [Add.self, List.self, Update.self, Deactivate.self])
+
+    /// `a,b , c` → ["a", "b", "c"]; nil when the option was not given.
+    static func list(_ text: String?) -> [String]? {
+        text.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
+    }
+
+    static func describe(_ detail: AgentDetail) -> [String: Any] {
+        ["agent_id": detail.agent.id, "name": detail.agent.name, "email": detail.agent.email, "role": detail.agent.role.rawValue,
+         "teams": detail.agent.teams.sorted(), "skills": detail.profile.skills.sorted(), "languages": detail.profile.languages.sorted(),
+         "capacity": Dictionary(uniqueKeysWithValues: detail.profile.capacity.map { ($0.key.rawValue, $0.value) }),
+         "presence": detail.profile.presence.rawValue]
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change an agent's role, teams, skills, languages or capacity (the running router follows at once).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The agent id.") var id: String
+        @Option(help: "agent, supervisor or admin.") var role: String?
+        @Option(help: "Comma-separated team names (replaces the agent's teams; missing teams are created).") var teams: String?
+        @Option(help: "Comma-separated skills (replaces them).") var skills: String?
+        @Option(help: "Comma-separated language codes, e.g. en,es (replaces them).") var languages: String?
+        @Option(help: "Capacity per channel, e.g. chat=3,sms=5,email=10,portal=10 (replaces it).") var capacity: String?
+
+        func run() async throws {
+            let parsedRole: AgentRole? = option(role, "--role")
+            var parsedCapacity: [SwitchboardCore.Channel: Int]?
+            if let capacity {
+                var map: [SwitchboardCore.Channel: Int] = [:]
+                for pair in AgentCommand.list(capacity) ?? [] {
+                    let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard parts.count == 2, let channel = SwitchboardCore.Channel(rawValue: parts[0]), let count = Int(parts[1]),
+                          (0...1000).contains(count) else {
+                        fail("--capacity: \(pair) is not CHANNEL=N (channels email, sms, chat, portal; N from 0 to 1000)", code: 64)
+                    }
+                    map[channel] = count
+                }
+                parsedCapacity = map
+            }
+            let store = try await options.openStore()
+            do {
+                let detail = try await store.updateAgent(id: id, role: parsedRole, skills: AgentCommand.list(skills),
+                                                         languages: AgentCommand.list(languages), capacity: parsedCapacity,
+                                                         teams: AgentCommand.list(teams))
+                if options.json { printJSON(AgentCommand.describe(detail)) } else { print("agent \(detail.agent.id) updated") }
+            } catch StoreError.notFound {
+                fail("no such agent", code: 1)
+            } catch let error as StoreError {
+                fail("agent not updated: \(error)", code: 1)
+            }
+        }
+    }
+
+    struct Deactivate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Deactivate an agent: tokens revoked, offers withdrawn, open conversations back to the queue.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The agent id.") var id: String
+
+        func run() async throws {
+            do {
+                try await options.openStore().deactivateAgent(id: id)
+            } catch StoreError.notFound {
+                fail("no such agent", code: 1)
+            }
+            if options.json { printJSON(["agent_id": id, "active": false]) } else { print("agent \(id) deactivated") }
+        }
+    }
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -367,6 +436,15 @@ struct ConfigCommand: AsyncParsableCommand {
     }
 }
 
+/// An option whose value must be one of an enumeration's raw values; exits 64 listing them.
+func option<T: RawRepresentable & CaseIterable>(_ text: String?, _ name: String) -> T? where T.RawValue == String {
+    guard let text else { return nil }
+    guard let value = T(rawValue: text) else {
+        fail("\(name) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", "))", code: 64)
+    }
+    return value
+}
+
 /// A list as one JSON array (`--json`) or one tab-separated line per item.
 func printList<T>(_ items: [T], json: Bool, object: (T) -> [String: Any], line: (T) -> String) {
     if json {
@@ -523,6 +601,57 @@ struct ConversationCommand: AsyncParsableCommand {
                 for m in detail.messages {
                     print("[\(Timestamp.format(m.createdAt))] \(m.direction.rawValue)\(m.deliveryStatus.map { " (\($0.rawValue))" } ?? ""): \(m.text)")
                 }
+            }
+        }
+    }
+}
+
+/// `switchboard team list|set`.
+struct TeamCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "team", abstract: "List teams and set their routing policy.", subcommands: [List.self, SetPolicy.self])
+
+    static func describe(_ team: TeamSettings) -> [String: Any] {
+        var object: [String: Any] = ["team_id": team.id, "name": team.name, "policy": team.policy.rawValue, "auto_accept": team.autoAccept]
+        switch team.overflow {
+        case .language: object["overflow"] = "language"
+        case .team(let id): object["overflow"] = "team:\(id)"
+        case nil: object["overflow"] = NSNull()
+        }
+        return object
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List teams with their policy.")
+        @OptionGroup var options: GlobalOptions
+
+        func run() async throws {
+            printList(try await options.openStore().listTeams(), json: options.json, object: TeamCommand.describe) { team in
+                "\(team.id)\t\(team.name)\t\(team.policy.rawValue)\tauto_accept=\(team.autoAccept)"
+            }
+        }
+    }
+
+    struct SetPolicy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set", abstract: "Create a team or change its policy, auto-accept and overflow (the running router follows at once).")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The team name.") var name: String
+        @Option(help: "least-loaded, round-robin or manual.") var policy: String?
+        @Option(name: .customLong("auto-accept"), help: "true or false.") var autoAccept: Bool?
+        @Option(help: "language, another team's name, or none.") var overflow: String?
+
+        func run() async throws {
+            let parsedPolicy: RoutingPolicy? = option(policy, "--policy")
+            // nil: leave it; .some(nil): clear it; .some(name): set it.
+            var overflowValue: String?? = nil
+            if let overflow { overflowValue = .some(overflow == "none" ? nil : overflow) }
+            do {
+                let team = try await options.openStore(create: true).upsertTeam(name: name, policy: parsedPolicy, autoAccept: autoAccept,
+                                                                                overflow: overflowValue)
+                if options.json { printJSON(TeamCommand.describe(team)) } else { print("team \(team.name) (\(team.id)): \(team.policy.rawValue)") }
+            } catch let error as StoreError {
+                fail("team not saved: \(error)", code: 1)
             }
         }
     }
