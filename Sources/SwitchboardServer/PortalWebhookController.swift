@@ -40,6 +40,15 @@ struct PortalWebhookController {
     func receive(_ request: Request, context: AppRequestContext) async throws -> Response {
         var logger = context.logger
         logger[metadataKey: "channel"] = "portal"
+        // The delivery's id on every line about it, refusals included (an id, never content).
+        let deliveryID = request.headers[Self.webhookID]
+        if let deliveryID {
+            guard deliveryID.utf8.count <= 256 else {
+                logger.notice("portal webhook refused", metadata: ["reason": "webhook-id header longer than 256 bytes"])
+                throw APIError.badRequest("header webhook-id is longer than 256 bytes")
+            }
+            logger[metadataKey: "webhook.id"] = "\(deliveryID)"
+        }
         guard let secret = portal.webhookSecret else {
             logger.warning("portal webhook refused", metadata: ["reason": "portal.webhook_secret is not configured"])
             throw APIError(.serviceUnavailable, code: "channel_disabled",
@@ -57,13 +66,6 @@ struct PortalWebhookController {
             throw error
         }
         let bytes = Array(buffer: body)
-        let deliveryID = request.headers[Self.webhookID]
-        if let deliveryID {
-            guard deliveryID.utf8.count <= 256 else {
-                throw APIError.badRequest("header webhook-id is longer than 256 bytes")
-            }
-            logger[metadataKey: "webhook.id"] = "\(deliveryID)"
-        }
         do throws(StandardWebhooks.VerificationError) {
             try StandardWebhooks.verify(
                 id: deliveryID, timestamp: request.headers[Self.webhookTimestamp],
