@@ -2,7 +2,7 @@
 # install.sh — install switchboardd as a systemd service (idempotent).
 #
 #   deploy/install.sh [--bin-dir DIR] [--prefix /usr/local] [--now]
-#   deploy/install.sh --uninstall [--purge]
+#   deploy/install.sh --uninstall [--purge --yes]
 #
 # What it does, each step only when needed (running it again changes nothing):
 #   - the system user `switchboard` (a sysusers.d entry; created at once on a live system)
@@ -20,7 +20,7 @@
 #
 # --uninstall stops and disables the service and removes the binaries, the unit and the
 # sysusers entry; configuration, credentials and the store (/var/lib/switchboard) stay
-# unless --purge is given.
+# unless --purge --yes is given.
 set -eu
 
 DESTDIR=${DESTDIR:-}
@@ -30,6 +30,7 @@ REPO=$(cd "$HERE/.." && pwd)
 BIN_DIR="$REPO/.build/release"
 MODE=install
 PURGE=no
+YES=no
 NOW=no
 
 while [ $# -gt 0 ]; do
@@ -38,6 +39,7 @@ while [ $# -gt 0 ]; do
         --prefix) PREFIX=$2; shift 2 ;;
         --uninstall) MODE=uninstall; shift ;;
         --purge) PURGE=yes; shift ;;
+        --yes) YES=yes; shift ;;
         --now) NOW=yes; shift ;;
         -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
@@ -55,8 +57,16 @@ SYSUSERS="$DESTDIR/usr/lib/sysusers.d/switchboard.conf"
 ETC="$DESTDIR/etc/switchboard"
 
 if [ "$MODE" = uninstall ]; then
+    if [ "$PURGE" = yes ] && [ "$YES" != yes ]; then
+        echo "install.sh: --purge deletes the configuration, the credentials and every stored conversation; add --yes to confirm" >&2
+        exit 64
+    fi
     if [ "$live" = yes ]; then
         systemctl disable --now switchboard.service 2>/dev/null || true
+        if systemctl is-active --quiet switchboard.service; then
+            echo "install.sh: switchboard.service is still running; stop it first" >&2
+            exit 75
+        fi
     fi
     rm -f "$DESTDIR$PREFIX/bin/switchboardd" "$DESTDIR$PREFIX/bin/switchboard" "$UNIT" "$SYSUSERS"
     [ "$live" = yes ] && systemctl daemon-reload
@@ -113,9 +123,14 @@ fi
 # Webhooks form). Give the same value to the portal.
 SECRET="$ETC/credentials/portal_webhook_secret"
 if [ ! -e "$SECRET" ]; then
-    umask 077
-    printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64 | tr -d '\n')" > "$SECRET"
-    chmod 0600 "$SECRET"
+    random=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+    if [ "${#random}" -ne 44 ]; then
+        echo "install.sh: could not read 32 random bytes from /dev/urandom" >&2
+        exit 70
+    fi
+    # Written to a private temporary file, then moved: never a half-written or world-readable secret.
+    (umask 077 && printf 'whsec_%s\n' "$random" > "$SECRET.tmp")
+    mv "$SECRET.tmp" "$SECRET"
     say "generated $SECRET (0600 root): configure the portal with this secret"
 fi
 

@@ -29,6 +29,8 @@ def tamper(d: h.Daemon, *statements: tuple[str, tuple]) -> None:
     """Stops the daemon and changes its store behind its back, as an intruder with the file would."""
     d.stop()
     db = sqlite3.connect(d.config["store"]["path"])
+    # The store refuses changes to audit rows; an intruder with the file drops the guards first.
+    db.executescript("DROP TRIGGER audit_events_no_update; DROP TRIGGER audit_events_no_delete;")
     for sql, args in statements:
         db.execute(sql, args)
     db.commit()
@@ -98,3 +100,28 @@ def test_export_jsonl_and_csv_without_phi(make_daemon):
         for needle in (PATIENT_TEXT, PATIENT_PHONE, "Zebulon", "Quixote"):
             assert needle not in blob
     assert d.cli("audit", "export", "--format", "xml", check=False).returncode == 64
+
+
+def test_audit_rows_cannot_be_changed_through_sqlite(make_daemon):
+    d = make_daemon()
+    history(d)
+    d.stop()
+    db = sqlite3.connect(d.config["store"]["path"])
+    for sql in ("UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"):
+        try:
+            db.execute(sql)
+            raise AssertionError(f"{sql} was allowed")
+        except sqlite3.IntegrityError as error:
+            assert "append-only" in str(error)
+    db.close()
+    rc, result = verify(d)
+    assert rc == 0 and result["ok"] is True
+
+
+def test_backup_and_restore_are_audited(make_daemon, tmp_path):
+    d = make_daemon()
+    backup = tmp_path / "b.sqlite"
+    d.cli("db", "backup", str(backup))
+    lines = [json.loads(l) for l in d.cli("audit", "export").stdout.splitlines()]
+    row = next(r for r in lines if r["action"] == "db.backup")
+    assert row["actor_id"].startswith("cli:") and "$" not in row["actor_id"]

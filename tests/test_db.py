@@ -107,9 +107,26 @@ def test_bad_backup_is_refused_and_changes_nothing(make_daemon, tmp_path):
     assert json.loads(cp.stdout)["ok"] is True
 
 
-def test_vacuum_while_running(make_daemon):
+def test_vacuum_and_restore_need_the_daemon_stopped(make_daemon, tmp_path):
     d = make_daemon()
     assert d.webhook(portal_event(uid("P-"), "vacuum me")).status_code == 202
+    backup = tmp_path / "b.sqlite"
+    cli(d, "db", "backup", str(backup))
+    for args in (["db", "vacuum"], ["db", "restore", str(backup), "--force"]):
+        cp = d.cli(*args, check=False)
+        assert cp.returncode == 1 and "needs the daemon stopped" in cp.stderr, (args, cp.stderr)
+    assert requests.get(d.url + "/readyz", timeout=5).status_code == 200
+    d.stop()
     out = json.loads(cli(d, "db", "vacuum", "--json").stdout)
     assert out["bytes_after"] > 0
-    assert requests.get(d.url + "/readyz", timeout=5).status_code == 200
+
+
+def test_one_daemon_per_store(make_daemon):
+    first = make_daemon()
+    second = make_daemon(start=False, name="second")
+    second.config["store"]["path"] = first.config["store"]["path"]
+    second.config_path.write_text(h.to_yaml(second.config))
+    second.start(wait=False)
+    assert second.proc.wait(timeout=30) == 1
+    assert "another switchboardd is using this store" in second.log_text()
+    assert requests.get(first.url + "/readyz", timeout=5).status_code == 200

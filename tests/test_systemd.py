@@ -255,7 +255,10 @@ def test_uninstall_keeps_data_unless_purged(tmp_path):
     assert not (root / "etc/systemd/system/switchboard.service").exists()
     assert (root / "etc/switchboard/switchboard.yaml").exists()
     assert (root / "var/lib/switchboard/switchboard.sqlite").read_text() == "data"
-    assert run_install(root, "--uninstall", "--purge").returncode == 0
+    refused = run_install(root, "--uninstall", "--purge")
+    assert refused.returncode == 64 and "--yes" in refused.stderr
+    assert (root / "var/lib/switchboard/switchboard.sqlite").exists()
+    assert run_install(root, "--uninstall", "--purge", "--yes").returncode == 0
     assert not (root / "etc/switchboard").exists() and not (root / "var/lib/switchboard").exists()
 
 
@@ -265,3 +268,14 @@ def test_install_refuses_without_binaries(tmp_path):
                         capture_output=True, text=True, env=env, timeout=60)
     assert cp.returncode == 66 and "build first" in cp.stderr
     assert not (tmp_path / "root" / "etc").exists()
+
+
+def test_a_long_watchdog_interval_does_not_delay_shutdown(make_daemon, listener, tmp_path):
+    """The keep-alive loop sleeps WatchdogSec/2 (15 s with the shipped unit); shutdown must
+    not wait for it, or the other services' drain would be cut short."""
+    n = listener(path=str(tmp_path / "notify.sock"))
+    d = started_with_notify(make_daemon, n, WATCHDOG_USEC="30000000")
+    h.wait_until(lambda: n.assignments("WATCHDOG"), 10, what="the first keep-alive")
+    t0 = time.monotonic()
+    assert d.stop(timeout=20) == 0
+    assert time.monotonic() - t0 < 6, "shutdown waited for the watchdog loop's sleep"

@@ -11,6 +11,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import SwitchboardStore
+import Synchronization
 
 /// The sd_notify protocol, implemented here (no libsystemd): one datagram per message to
 /// the Unix socket named by `$NOTIFY_SOCKET` — a path, or an abstract socket when it starts
@@ -57,11 +58,13 @@ public struct SystemdNotifier: Sendable {
         let abstract = pathBytes.first == UInt8(ascii: "@")
         if abstract { pathBytes[0] = 0 }  // Linux abstract namespace: leading NUL, not NUL-terminated
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard pathBytes.count < capacity else { return false }
+        // A path needs room for its terminating NUL; an abstract name may fill sun_path.
+        guard abstract ? pathBytes.count <= capacity : pathBytes.count < capacity else { return false }
         withUnsafeMutableBytes(of: &address.sun_path) { buffer in
             buffer.copyBytes(from: pathBytes)
         }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + pathBytes.count + (abstract ? 0 : 1))
+        let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path) ?? MemoryLayout<sa_family_t>.size
+        let length = socklen_t(pathOffset + pathBytes.count + (abstract ? 0 : 1))
         #if canImport(Glibc) || canImport(Musl)
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         #else
@@ -73,7 +76,7 @@ public struct SystemdNotifier: Sendable {
         let sent = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
                 bytes.withUnsafeBytes { buffer in
-                    sendto(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL), socketAddress, length)
+                    sendto(fd, buffer.baseAddress, buffer.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT), socketAddress, length)
                 }
             }
         }
@@ -98,6 +101,7 @@ public struct SystemdService: Service, CustomStringConvertible {
     let readiness: Readiness
     /// How long a health probe may take before it counts as stalled.
     let probeTimeout: Duration
+    let probing = ProbeState()
 
     public init(notifier: SystemdNotifier, store: SwitchboardStore, logger: Logger, readiness: Readiness,
                 eventLoops: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, probeTimeout: Duration = .seconds(5)) {
@@ -141,41 +145,66 @@ public struct SystemdService: Service, CustomStringConvertible {
                         notifier.notify(SystemdNotifier.status("ready; outbox \(stats.pending) pending, \(stats.dead) dead"))
                     }
                 }
-                try? await Task.sleep(for: period)
+                // Wakes at once on shutdown: this service must not hold up the others' drain.
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: period) }
             }
         } onGracefulShutdown: {
             notifier.notify("STOPPING=1\n" + SystemdNotifier.status("stopping: draining requests and deliveries"))
         }
     }
 
-    /// Nil when the store committed a write and an event loop ran a task within the
-    /// timeout; otherwise what stalled.
+    /// Nil when the store took its write lock and every event loop ran a task within the
+    /// timeout; otherwise what stalled. The probe runs in its own task and the timeout is
+    /// a true bound: a probe that never returns (a wedged event loop, a store lock held
+    /// forever) is reported as stalled, and no second probe is started while it hangs.
     func probe() async -> String? {
+        if probing.isRunning { return "previous probe still running" }
+        probing.begin()
         let loops = Array(eventLoops.makeIterator())
-        let result = await withTaskGroup(of: String?.self) { group in
-            group.addTask {
+        let store = self.store
+        let probing = self.probing
+        let timeout = probeTimeout
+        return await withCheckedContinuation { (continuation: CheckedContinuation<String?, Never>) in
+            let once = ResumeOnce(continuation)
+            Task {
+                var result: String?
                 do {
                     try await store.healthProbe()
                 } catch {
-                    return "store"
+                    result = "store"
                 }
-                for loop in loops {
-                    do {
-                        try await loop.submit {}.get()
-                    } catch {
-                        return "event loop"
+                if result == nil {
+                    for loop in loops {
+                        do { try await loop.submit {}.get() } catch { result = "event loop"; break }
                     }
                 }
-                return nil
+                probing.end()
+                once.resume(result)
             }
-            group.addTask {
-                try? await Task.sleep(for: probeTimeout)
-                return "timeout"
+            Task {
+                try? await Task.sleep(for: timeout)
+                once.resume("timeout")
             }
-            let first = await group.next() ?? "timeout"
-            group.cancelAll()
-            return first
         }
-        return result
+    }
+}
+
+/// Whether a health probe is still out.
+final class ProbeState: Sendable {
+    private let running = Atomic<Bool>(false)
+    var isRunning: Bool { running.load(ordering: .acquiring) }
+    func begin() { running.store(true, ordering: .releasing) }
+    func end() { running.store(false, ordering: .releasing) }
+}
+
+/// Resumes a continuation with the first value offered; later ones are dropped.
+final class ResumeOnce<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, Never>?>
+    init(_ continuation: CheckedContinuation<Value, Never>) { self.continuation = Mutex(continuation) }
+    func resume(_ value: Value) {
+        continuation.withLock { pending in
+            pending?.resume(returning: value)
+            pending = nil
+        }
     }
 }

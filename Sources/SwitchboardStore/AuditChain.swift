@@ -53,15 +53,18 @@ enum AuditChain {
     /// serialised, so the chain is one line).
     static func append(_ db: Database, at: Int64, actorKind: String, actorID: String?, action: String,
                        conversationID: String?, messageID: String?, sourceAddress: String?) throws {
-        let previous = try Data.fetchOne(db, sql: "SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1") ?? genesis
-        try db.execute(sql: """
-            INSERT INTO audit_events (at, actor_kind, actor_id, action, conversation_id, message_id, source_address, prev_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, zeroblob(32))
-            """, arguments: [at, actorKind, actorID, action, conversationID, messageID, sourceAddress, previous])
-        let id = db.lastInsertedRowID
+        // The next id is known before the insert (write transactions are IMMEDIATE), so the
+        // row goes in complete: audit rows are never updated (a trigger refuses it).
+        let last = try Row.fetchOne(db, sql: "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+        let previous: Data = last?["hash"] ?? genesis
+        let id = ((last?["id"] as Int64?) ?? 0) + 1
         let fields = Fields(id: id, at: at, actorKind: actorKind, actorID: actorID, action: action,
                             conversationID: conversationID, messageID: messageID, sourceAddress: sourceAddress)
-        try db.execute(sql: "UPDATE audit_events SET hash = ? WHERE id = ?", arguments: [hash(previous: previous, fields), id])
+        try db.execute(sql: """
+            INSERT INTO audit_events (id, at, actor_kind, actor_id, action, conversation_id, message_id, source_address, prev_hash, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [id, at, actorKind, actorID, action, conversationID, messageID, sourceAddress, previous,
+                             hash(previous: previous, fields)])
     }
 
     /// Chains every row in id order (the migration that introduced the chain).

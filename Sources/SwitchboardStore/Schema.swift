@@ -39,6 +39,14 @@ enum Schema {
                 ALTER TABLE audit_events ADD COLUMN hash BLOB;
                 """)
             try AuditChain.rechainAll(db)
+            // From now on rows are only appended: changing or deleting one takes dropping
+            // these triggers first (and still breaks the chain).
+            try db.execute(sql: """
+                CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+                BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+                CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+                BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+                """)
         }
         return migrator
     }

@@ -27,6 +27,9 @@ extension SwitchboardStore {
                                              arguments: [id]) else {
                 throw StoreError.invalid("outbox item \(id) is not a dead letter")
             }
+            if try Bool.fetchOne(db, sql: "SELECT purged_at IS NOT NULL FROM messages WHERE id = ?", arguments: [row["message_id"] as String]) == true {
+                throw StoreError.invalid("outbox item \(id): its text was purged by retention; it cannot be sent again")
+            }
             try db.execute(sql: """
                 UPDATE outbox SET state = 'pending', finished_at = NULL, next_attempt_at = ?, last_error = NULL, created_at = ?
                 WHERE id = ?
@@ -55,13 +58,16 @@ extension SwitchboardStore {
     /// Retention: removes the text of messages older than `cutoff` in conversations quiet
     /// since then, their raw inbound deliveries and attachment references. Kept: ids, times,
     /// directions, delivery states, triage labels, the audit log — and anything still waiting
-    /// in the outbox. `dryRun` counts without changing anything.
+    /// in the outbox or as an undiscarded dead letter (it may still be retried). Contact
+    /// details (names, phone numbers, addresses) stay with the contact. `dryRun` counts
+    /// without changing anything. One transaction: run it off-peak on a large store.
     public func purge(olderThan cutoff: Int64, operator who: String, dryRun: Bool, now: Int64 = Timestamp.now()) async throws -> PurgeResult {
         try await pool.write { db in
             let eligible = """
                 FROM messages m JOIN conversations c ON c.id = m.conversation_id
                 WHERE m.created_at < ? AND c.last_message_at < ? AND m.purged_at IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id AND o.state = 'pending')
+                  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id
+                                  AND (o.state = 'pending' OR (o.state = 'dead' AND o.discarded_at IS NULL)))
                 """
             let ids = try String.fetchAll(db, sql: "SELECT m.id \(eligible)", arguments: [cutoff, cutoff])
             let attachments = try Int.fetchOne(db, sql: "SELECT count(*) FROM attachments WHERE message_id IN (SELECT m.id \(eligible))",

@@ -35,8 +35,10 @@ public final class SwitchboardStore: Sendable {
     let pool: DatabasePool
     public let path: String
 
-    /// Opens (creating the directory and file if needed) and migrates the database.
-    public init(path: String) throws {
+    /// Opens (creating the directory and file if needed) and migrates the database. With
+    /// `migrate: false` (the command line, beside a running daemon) the schema must already
+    /// be exactly this version's: the daemon owns migrations.
+    public init(path: String, migrate: Bool = true) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
@@ -48,10 +50,23 @@ public final class SwitchboardStore: Sendable {
         configuration.prepareDatabase { db in
             // Debian's SQLite defaults are not ours: a commit must be durable before we ack.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Deleted or purged content is overwritten, not left in free pages.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         self.path = path
-        try Schema.migrator.migrate(pool)
+        if migrate {
+            try Schema.migrator.migrate(pool)
+        } else {
+            try pool.read { db in
+                if try Schema.migrator.hasBeenSuperseded(db) {
+                    throw StoreError.invalid("the database was migrated by a newer Switchboard; use that version's command line")
+                }
+                if try !Schema.migrator.hasCompletedMigrations(db) {
+                    throw StoreError.invalid("the database schema is older than this command line; start the daemon of this version first (it migrates)")
+                }
+            }
+        }
     }
 
     /// Names of the migrations applied, oldest first.

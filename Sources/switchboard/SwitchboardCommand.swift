@@ -60,6 +60,14 @@ struct GlobalOptions: ParsableArguments {
     /// Opens the configured database. Only commands that may start an installation
     /// (`agent add`, `db restore`) create it: any other finding no file is a wrong
     /// `--config` or store path, said plainly instead of answering from an empty new store.
+    /// Exits 1 when the daemon holds the store (its lock file is locked).
+    func requireDaemonStopped(_ what: String) async throws {
+        guard let settings = try? await SwitchboardConfiguration.load(file: config) else { return }
+        if StoreLock.isHeld(storePath: settings.store.path) {
+            fail("\(what) needs the daemon stopped: it holds \(StoreLock.lockPath(for: settings.store.path)) (systemctl stop switchboard)", code: 1)
+        }
+    }
+
     func openStore(create: Bool = false) async throws -> SwitchboardStore {
         let settings: SwitchboardConfiguration
         do {
@@ -67,11 +75,15 @@ struct GlobalOptions: ParsableArguments {
         } catch let problem as SwitchboardConfiguration.Problem {
             fail("configuration error: \(problem)", code: 78)
         }
-        if !create && !FileManager.default.fileExists(atPath: settings.store.path) {
+        let exists = FileManager.default.fileExists(atPath: settings.store.path)
+        if !create && !exists {
             fail("no database at \(settings.store.path) (store.path); give the daemon's --config, or set SWITCHBOARD_STORE_PATH", code: 1)
         }
         do {
-            return try SwitchboardStore(path: settings.store.path)
+            // Only a new installation's first command migrates; otherwise the daemon owns the schema.
+            return try SwitchboardStore(path: settings.store.path, migrate: !exists)
+        } catch let error as StoreError {
+            fail("\(error)", code: 1)
         } catch {
             fail("cannot open the database at \(settings.store.path): \(error)", code: 1)
         }
@@ -253,7 +265,7 @@ struct DBCommand: AsyncParsableCommand {
         func run() async throws {
             let store = try await options.openStore()
             try DBCommand.report(json: options.json, failure: "backup failed") {
-                let summary = try store.backup(to: destination)
+                let summary = try store.backup(to: destination, operator: operatorName())
                 return (summary.check, ["backup": summary.path, "bytes": summary.bytes])
             }
         }
@@ -269,9 +281,10 @@ struct DBCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard force else { fail("restore replaces every conversation stored since the backup; add --force to confirm (stop the daemon first)", code: 64) }
+            try await options.requireDaemonStopped("restore")
             let store = try await options.openStore(create: true)
             try DBCommand.report(json: options.json, failure: "restore failed") {
-                (try store.restore(from: source), ["restored_from": source])
+                (try store.restore(from: source, operator: operatorName()), ["restored_from": source])
             }
         }
     }
@@ -299,10 +312,13 @@ struct DBCommand: AsyncParsableCommand {
     }
 
     struct Vacuum: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Rebuild the database file to return free space (takes the write lock while it runs).")
+        static let configuration = CommandConfiguration(
+            abstract: "Rebuild the database file to return free space.",
+            discussion: "Holds the write lock for the whole rebuild (webhooks get 503 meanwhile and the systemd watchdog may fire on a large store): stop the daemon first.")
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
+            try await options.requireDaemonStopped("vacuum")
             let (before, after) = try await options.openStore().vacuum()
             if options.json {
                 printJSON(["bytes_before": before, "bytes_after": after])
@@ -454,10 +470,17 @@ func printList<T>(_ items: [T], json: Bool, object: (T) -> [String: Any], line: 
     }
 }
 
-/// Who runs the command, for the audit log: `cli:<login>` (the sudo caller when under sudo).
+/// Who runs the command, for the audit log: `cli:<login>` from the real user id (not from
+/// $USER, which anyone sets); under sudo (uid 0), the sudo caller is added.
 func operatorName() -> String {
-    let environment = ProcessInfo.processInfo.environment
-    return "cli:" + (environment["SUDO_USER"] ?? environment["USER"] ?? environment["LOGNAME"] ?? "uid\(getuid())")
+    let uid = getuid()
+    var name = "uid\(uid)"
+    if let entry = getpwuid(uid), let login = entry.pointee.pw_name { name = String(cString: login) }
+    if uid == 0, let caller = ProcessInfo.processInfo.environment["SUDO_USER"], !caller.isEmpty,
+       caller.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." }) {
+        name += "(sudo:\(caller))"
+    }
+    return "cli:" + name
 }
 
 /// `switchboard outbox list|retry|discard`: dead letters.
@@ -530,7 +553,7 @@ struct PurgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "purge",
         abstract: "Remove message text, raw deliveries and attachment references older than N days (conversations quiet since).",
-        discussion: "Kept: conversations, ids, times, delivery states, triage labels, the audit log, and replies still waiting to be delivered.")
+        discussion: "Kept: conversations, ids, times, delivery states, triage labels, the audit log, replies still waiting to be delivered or in the dead-letter list, and contact details (names, numbers, addresses). Deleted content is overwritten (secure_delete); run `db vacuum` afterwards, with the daemon stopped, to shrink the file.")
     @OptionGroup var options: GlobalOptions
     @Option(name: .customLong("older-than-days"), help: "Age in days (at least 1).") var days: Int
     @Flag(name: .customLong("dry-run"), help: "Count what would be removed; change nothing.") var dryRun = false

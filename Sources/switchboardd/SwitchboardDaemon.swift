@@ -35,6 +35,9 @@ struct SwitchboardDaemon: AsyncParsableCommand {
     var checkConfig = false
 
     func run() async throws {
+        // A SIGHUP before the reload service is listening (store opening, migrations) must
+        // not kill the daemon: ignored until then.
+        signal(SIGHUP, SIG_IGN)
         let settings: SwitchboardConfiguration
         do {
             settings = try await SwitchboardConfiguration.load(file: config)
@@ -64,6 +67,22 @@ struct SwitchboardDaemon: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "switchboard")
 
+        // One daemon per store: the lock is held until the process exits.
+        let storeLock: StoreLock
+        do {
+            guard let lock = try StoreLock.acquire(storePath: settings.store.path) else {
+                logger.critical("another switchboardd is using this store", metadata: [
+                    "store.path": "\(settings.store.path)", "lock": "\(StoreLock.lockPath(for: settings.store.path))"])
+                throw ExitCode(1)
+            }
+            storeLock = lock
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            logger.critical("store lock cannot be taken", metadata: ["store.path": "\(settings.store.path)"])
+            throw ExitCode(1)
+        }
+        defer { withExtendedLifetime(storeLock) {} }
         let store: SwitchboardStore
         do {
             store = try SwitchboardStore(path: settings.store.path)
