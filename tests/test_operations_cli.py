@@ -7,6 +7,8 @@ import subprocess
 import sqlite3
 import time
 
+import requests
+
 import switchboard_harness as h
 from switchboard_harness import portal_event, uid
 
@@ -131,3 +133,27 @@ def test_agent_and_team_commands_reach_the_running_router(make_daemon):
     assert d.cli("agent", "deactivate", a["agent_id"]).returncode == 0
     assert d.api(a).get("/me").status_code == 401
     assert d.cli("agent", "deactivate", a["agent_id"], check=False).returncode == 1
+
+
+def test_trusted_proxy_client_address_in_the_audit_trail(make_daemon):
+    """Behind a proxy listed in http.trusted_proxies, audited reads record the client
+    address from X-Forwarded-For (the right-most untrusted entry); from anyone else the
+    header is ignored."""
+    def read_as(d: h.Daemon, forwarded: str) -> str:
+        admin = d.add_agent(role="admin")
+        cid = d.webhook(portal_event(uid("P-"), "where from")).json()["conversation_id"]
+        r = requests.get(f"{d.url}/api/v1/conversations/{cid}",
+                         headers={"Authorization": "Bearer " + admin["token"], "X-Forwarded-For": forwarded}, timeout=10)
+        assert r.status_code == 200, r.text
+        db = sqlite3.connect(f"file:{d.config['store']['path']}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT source_address FROM audit_events WHERE action = 'conversation.read' AND conversation_id = ?",
+                              (cid,)).fetchone()[0]
+        finally:
+            db.close()
+
+    trusting = make_daemon(overrides={"http": {"trusted_proxies": "127.0.0.1"}}, name="trusting")
+    assert read_as(trusting, "198.51.100.7, 203.0.113.9") == "203.0.113.9"  # the proxy appended the real client
+    assert read_as(trusting, "not-an-address") == "127.0.0.1"
+    plain = make_daemon(name="plain")
+    assert read_as(plain, "203.0.113.9") == "127.0.0.1"

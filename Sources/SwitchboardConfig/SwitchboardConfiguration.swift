@@ -34,6 +34,7 @@ public struct SwitchboardConfiguration: Sendable {
         public var port = 8080
         public var shutdownGraceSeconds: Int64 = 8
         public var drainSeconds: Int64 = 1
+        public var trustedProxies: [String] = []
     }
 
     public struct Store: Sendable {
@@ -173,6 +174,9 @@ public struct SwitchboardConfiguration: Sendable {
             config.http.host = value
         },
         Key("http.port", "8080") { config, value in config.http.port = try Int(key: "http.port", value, in: 0...65535) },
+        Key("http.trusted_proxies", "") { config, value in
+            config.http.trustedProxies = value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+        },
         Key("http.drain_seconds", "1") { config, value in
             config.http.drainSeconds = try Int64(key: "http.drain_seconds", value, in: 0...60)
         },

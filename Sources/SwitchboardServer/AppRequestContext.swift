@@ -19,8 +19,15 @@ public struct AppRequestContext: RequestContext, RemoteAddressRequestContext, We
         agent = nil
     }
 
-    /// The peer's IP address as text, for audit events.
-    var sourceAddress: String? { remoteAddress?.ipAddress }
+    /// The client's address as a trusted reverse proxy reported it (X-Forwarded-For).
+    public var forwardedClient: String?
+
+    /// The connecting peer's IP address: what address-based authorisation checks.
+    var peerAddress: String? { remoteAddress?.ipAddress }
+
+    /// The client's IP address for logs and audit events: the one a trusted proxy
+    /// reported, else the peer's.
+    var sourceAddress: String? { forwardedClient ?? peerAddress }
 
     /// The authenticated agent. Routes behind `BearerAuthMiddleware` always have one.
     func requireAgent() throws -> Agent {

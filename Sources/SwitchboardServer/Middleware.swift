@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -51,6 +52,36 @@ struct ErrorMiddleware: RouterMiddleware {
         case 503: "unavailable"
         default: "error"
         }
+    }
+}
+
+/// Behind a reverse proxy listed in `http.trusted_proxies`, the client address for logs
+/// and the audit trail is the right-most X-Forwarded-For entry that is not itself a trusted
+/// proxy (entries further left were written by the client and prove nothing). Anything
+/// that does not look like an IP address is ignored.
+struct ForwardedForMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let trusted: Set<String>
+    static let header = HTTPField.Name("X-Forwarded-For")!
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard !trusted.isEmpty, let peer = context.peerAddress, trusted.contains(peer),
+              let header = request.headers[Self.header] else {
+            return try await next(request, context)
+        }
+        var context = context
+        context.forwardedClient = Self.client(header, trusted: trusted)
+        return try await next(request, context)
+    }
+
+    static func client(_ header: String, trusted: Set<String>) -> String? {
+        for entry in header.split(separator: ",").reversed() {
+            let address = entry.trimmingCharacters(in: .whitespaces)
+            guard !address.isEmpty, address.count <= 45,
+                  address.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) else { return nil }
+            if !trusted.contains(address) { return address }
+        }
+        return nil
     }
 }
 

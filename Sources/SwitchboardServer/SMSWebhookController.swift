@@ -148,7 +148,7 @@ struct SMSWebhookController {
            ConstantTime.equal(Array(expected.value.utf8), given) {
             return
         }
-        if let address = context.sourceAddress, kannel.allowedSources.contains(address) {
+        if let address = context.peerAddress, kannel.allowedSources.contains(address) {
             return
         }
         metrics.webhookRejected(channel: .sms, reason: "signature")

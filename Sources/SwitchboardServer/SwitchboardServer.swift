@@ -109,6 +109,7 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: DrainMiddleware(readiness: readiness))
+    router.add(middleware: ForwardedForMiddleware(trusted: Set(configuration.http.trustedProxies)))
 
     router.get("/healthz") { _, _ in
         JSON.response(["status": "ok"])
