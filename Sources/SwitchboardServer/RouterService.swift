@@ -325,8 +325,6 @@ public actor RouterService: Service, CustomStringConvertible {
 
     public func agentState(_ id: String) -> AgentRoutingState? { engine.agent(id) }
 
-    public func stage(of conversationID: String) -> RoutingStage? { engine.stage(of: conversationID) }
-
     public func waitEstimate(for conversationID: String) -> (position: Int, estimatedWait: Int64?)? {
         engine.waitEstimate(for: conversationID)
     }

@@ -102,19 +102,11 @@ struct RoutingController {
             return JSON.response(["team": TeamJSON(team)])
         }
         group.post("conversations/:id/accept") { _, context in
-            let agent = try context.requireAgent()
-            let id = try Self.parameter("id", context)
-            try await store.checkAccess(conversationID: id, by: agent, sourceAddress: context.sourceAddress)
-            try await router.accept(id, agent: agent.id)
-            context.logger.info("offer accepted", metadata: ["conversation.id": "\(id)"])
+            let (id, agent) = try await answerOffer(context, "offer accepted") { try await router.accept($0, agent: $1) }
             return try await conversationResponse(id, agent, context)
         }
         group.post("conversations/:id/decline") { _, context in
-            let agent = try context.requireAgent()
-            let id = try Self.parameter("id", context)
-            try await store.checkAccess(conversationID: id, by: agent, sourceAddress: context.sourceAddress)
-            try await router.decline(id, agent: agent.id)
-            context.logger.info("offer declined", metadata: ["conversation.id": "\(id)"])
+            _ = try await answerOffer(context, "offer declined") { try await router.decline($0, agent: $1) }
             return Response(status: .noContent)
         }
         group.post("conversations/:id/transfer") { request, context in
@@ -164,6 +156,18 @@ struct RoutingController {
             return JSON.response(QueueJSON(conversationId: id, queued: true, position: Nullable(estimate.position),
                                            estimatedWaitSeconds: Nullable(estimate.estimatedWait.map { Int(($0 + 999) / 1000) })))
         }
+    }
+
+    /// Accept or decline: a conversation the agent may not see is a 404 (audited) before
+    /// the router is asked.
+    private func answerOffer(_ context: AppRequestContext, _ message: Logger.Message,
+                             _ answer: (String, String) async throws -> Void) async throws -> (String, Agent) {
+        let agent = try context.requireAgent()
+        let id = try Self.parameter("id", context)
+        try await store.checkAccess(conversationID: id, by: agent, sourceAddress: context.sourceAddress)
+        try await answer(id, agent.id)
+        context.logger.info(message, metadata: ["conversation.id": "\(id)"])
+        return (id, agent)
     }
 
     private func agentResponse(_ id: String) async throws -> Response {
