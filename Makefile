@@ -11,11 +11,11 @@ BIN        := .build/debug
 # Libraries the build links against.
 BUILD_DEBS := libsqlite3-dev libcurl4-openssl-dev libssl-dev pkg-config
 # What the black-box tests and benchmarks drive the daemon with.
-TEST_DEBS  := python3-venv curl openssl wrk kannel kannel-extras systemd
+TEST_DEBS  := python3-venv curl openssl wrk kannel kannel-extras systemd dovecot-imapd swaks
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test unit-test integration-test bench deps test-deps clean
+.PHONY: all build run test unit-test integration-test fuzz bench deps test-deps clean
 
 all: build
 
@@ -51,6 +51,17 @@ unit-test:
 
 integration-test:
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/$(BIN) $(VENV)/bin/pytest -q tests
+
+# libFuzzer on the MIME parser and the SMTP session (Fuzz/MailFuzz), seeded with the golden
+# messages, for FUZZ_SECONDS. Its own build directory: the instrumented build never mixes
+# with the ordinary one. A crash leaves crash-* in .build/fuzz/artifacts; replay it with
+# `.build/debug/mail-fuzz FILE`.
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(SWIFT) build -c release --product mail-fuzz --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING
+	@mkdir -p .build/fuzz/corpus .build/fuzz/artifacts
+	.build/fuzz/release/mail-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	  -print_final_stats=1 -artifact_prefix=.build/fuzz/artifacts/ .build/fuzz/corpus Tests/SwitchboardMailTests/Golden
 
 bench: test-deps
 	$(SWIFT) build -c release

@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Pure logic, no I/O: model values, identifiers, phone numbers, Standard Webhooks
@@ -60,6 +61,14 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // Email's wire formats, free of I/O: the MIME parser (RFC 5322/2045-2049/2047/2231,
+        // charsets, HTML to text and sanitising, quoted-reply separation, bounces and
+        // auto-replies), the SMTP server state machine and the outbound message composer.
+        .target(name: "SwitchboardMail"),
+        // libcurl, through typed wrappers its variadic C API needs in Swift.
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // Mail client transport on libcurl: SMTP submission, IMAP polling.
+        .target(name: "SwitchboardMailTransport", dependencies: ["CCurl"]),
         // The store façade: every SQL statement of the project lives here.
         .target(
             name: "SwitchboardStore",
@@ -74,8 +83,10 @@ let package = Package(
             name: "SwitchboardServer",
             dependencies: [
                 "SwitchboardCore", "SwitchboardConfig", "SwitchboardStore", "SwitchboardSMS", "SwitchboardTriage", "SwitchboardRules",
-                "SwitchboardRouting",
+                "SwitchboardRouting", "SwitchboardMail", "SwitchboardMailTransport",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -108,9 +119,13 @@ let package = Package(
             ]
         ),
         // `make bench`: dispatch time with 1,000 agents and 100,000 waiting conversations.
+        // libFuzzer target for the MIME parser and the SMTP session (`make fuzz`); in an
+        // ordinary build, a replayer of saved inputs.
+        .executableTarget(name: "mail-fuzz", dependencies: ["SwitchboardMail"], path: "Fuzz/MailFuzz"),
         .executableTarget(name: "routing-bench", dependencies: ["SwitchboardRouting", "SwitchboardCore"], path: "Benchmarks/RoutingBench"),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SwitchboardSMSTests", dependencies: ["SwitchboardSMS"]),
+        .testTarget(name: "SwitchboardMailTests", dependencies: ["SwitchboardMail", "SwitchboardMailTransport"], exclude: ["Golden"]),
         .testTarget(name: "SwitchboardTriageTests", dependencies: ["SwitchboardTriage"]),
         .testTarget(name: "SwitchboardRulesTests", dependencies: ["SwitchboardRules"]),
         .testTarget(name: "SwitchboardRoutingTests", dependencies: ["SwitchboardRouting", "SwitchboardCore"]),

@@ -136,3 +136,72 @@ def make_kannel(tmp_path, request):
     yield factory
     for k in made:
         k.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# Email channel (tests/mail_harness.py)
+
+
+@pytest.fixture
+def make_sink():
+    """Factory: make_sink(**MailSink kwargs) -> a started aiosmtpd recording sink (the daemon's submission
+    server); stopped after the test."""
+    import mail_harness as mail
+    made: list = []
+
+    def factory(**kw):
+        s = mail.MailSink(**kw).start()
+        made.append(s)
+        return s
+
+    yield factory
+    for s in made:
+        s.stop()
+
+
+@pytest.fixture
+def make_dovecot():
+    """Factory: make_dovecot(start=True) -> a private Dovecot (mail_harness.Dovecot) on free loopback ports.
+    Stopped and removed after the test; its log tail is printed at teardown (shown for failed tests)."""
+    import mail_harness as mail
+    made: list = []
+
+    def factory(start: bool = True):
+        d = mail.Dovecot()
+        made.append(d)
+        if start:
+            d.start()
+        return d
+
+    yield factory
+    for d in made:
+        print(d.tail(20))
+        d.close()
+
+
+@pytest.fixture
+def mail_cert(tmp_path):
+    """(cert, key) of a self-signed certificate for localhost / 127.0.0.1 (the cert is its own CA file)."""
+    import mail_harness as mail
+    return mail.make_cert(tmp_path / "tls", "mail")
+
+
+@pytest.fixture
+def mail_daemon(make_daemon):
+    """Factory: mail_daemon(sink=None, dovecot=None, log_level=None, start=True, **email_keys) -> namespace with
+    ``d`` (the daemon, SMTP listener for clinic.example on a free port), ``port`` (that SMTP port) and ``api``
+    (an admin agent's Api). ``sink`` = a MailSink for plain submission, ``dovecot`` = a Dovecot polled every
+    second over plain IMAP; other keyword arguments override keys of the ``email`` section."""
+    from types import SimpleNamespace
+
+    import mail_harness as mail
+
+    def factory(sink=None, dovecot=None, log_level=None, start=True, name=None, **email_kv):
+        o = mail.email_overrides(sink=sink, dovecot=dovecot, **email_kv)
+        if log_level:
+            o["log"] = {"level": log_level, "format": "logfmt"}
+        d = make_daemon(overrides=o, start=start, name=name)
+        api = d.api(d.add_agent(role="admin")) if start else None
+        return SimpleNamespace(d=d, port=mail.smtp_port_of(d), api=api)
+
+    return factory

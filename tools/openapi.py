@@ -168,8 +168,10 @@ schemas = {
     },
     "Attachment": {
         "type": "object",
-        "description": "A reference to media (e.g. MMS). Fields that are unknown are left out.",
+        "description": "Media of a message: a reference (MMS, portal: `url`) or bytes Switchboard keeps (email: `id` and `download_url`). Fields that are unknown are left out.",
         "properties": {
+            "id": {"type": "integer", "format": "int64", "description": "Kept bytes only (email attachments)."},
+            "download_url": {"type": "string", "description": "Kept bytes only: the path of getAttachment for this attachment."},
             "url": {"type": "string"},
             "content_type": {"type": "string"},
             "filename": {"type": "string"},
@@ -203,6 +205,20 @@ schemas = {
             "failure_reason": {"type": ["string", "null"], "description": "Why an outbound message `failed`; otherwise null."},
             "attachments": {"type": "array", "items": s("Attachment")},
             "triage": {"anyOf": [s("Triage"), {"type": "null"}]},
+            "email": {"anyOf": [s("EmailFacts"), {"type": "null"}], "description": "Email messages only; null otherwise."},
+        },
+    },
+    "EmailFacts": {
+        "type": "object",
+        "description": "A mail message's own facts. `text` of the message holds the new part of the reply; what it quoted is in `quoted`.",
+        "required": ["subject", "from", "message_id", "quoted", "html", "auto_reply"],
+        "properties": {
+            "subject": NULL_STR,
+            "from": {"type": ["string", "null"], "description": "The From address."},
+            "message_id": {"type": "string", "description": "The RFC 5322 Message-ID (ours for outbound mail)."},
+            "quoted": {"type": ["string", "null"], "description": "Quoted history and signature split off the reply."},
+            "html": {"type": ["string", "null"], "description": "The HTML part, sanitised (allow-listed tags and attributes, no scripts, no remote images). Render only in a sandbox."},
+            "auto_reply": {"type": ["string", "null"], "description": "Why the message was recognised as automatic: `auto_submitted`, `autoreply_header`, `precedence` or `list_mail`. Such messages are triaged and routed, but never answered automatically."},
         },
     },
     "ConversationSMS": {
@@ -761,6 +777,14 @@ paths["/api/v1/conversations/{id}"] = {"get": op(
     api({"200": ok_json("The conversation. The read is audited (agent, conversation, time, source address).", s("ConversationDetail")),
          "404": resp("NotFound")}),
     parameters_=CONV_PARAM)}
+
+paths["/api/v1/conversations/{id}/attachments/{attachment}"] = {"get": op(
+    "getAttachment", "Download an attachment's bytes", "conversations",
+    api({"200": {"description": "The bytes. Content-Type is the attachment's own only for images, PDF and plain text; otherwise application/octet-stream. Always `Content-Disposition: attachment`, `X-Content-Type-Options: nosniff` and a sandboxing Content-Security-Policy. The read is audited.",
+                 "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}},
+         "404": resp("NotFound")}),
+    description="Same visibility as the conversation.",
+    parameters_=CONV_PARAM + [{"name": "attachment", "in": "path", "required": True, "schema": {"type": "integer", "format": "int64"}}])}
 
 paths["/api/v1/conversations/{id}/claim"] = {"post": op(
     "claimConversation", "Assign the conversation to the caller", "conversations",

@@ -137,6 +137,58 @@ public struct SwitchboardConfiguration: Sendable {
         public var pingIntervalSeconds: Int64 = 30
     }
 
+    /// Email in (SMTP listener, IMAP polling) and out (SMTP submission through libcurl).
+    public struct Email: Sendable {
+        public var smtpHost = "127.0.0.1"
+        public var smtpPort = 2525
+        public var hostname = "localhost"
+        public var acceptedDomains: [String] = []
+        public var acceptedAddresses: [String] = []
+        public var maxMessageBytes = 26_214_400
+        public var maxRecipients = 100
+        public var maxConnections = 200
+        public var idleTimeoutSeconds: Int64 = 300
+        public var sessionTimeoutSeconds: Int64 = 1800
+        public var tlsCertificateFile: String?
+        public var tlsKeyFile: String?
+        public var requireTLS = false
+        public var authUsername: String?
+        public var authPassword: Secret?
+        public var authservID: String?
+        public var fromAddress: String?
+        public var fromName: String?
+        public var reopenWindowSeconds: Int64 = 2_592_000
+        public var maxAttachmentBytes = 10_485_760
+        public var submissionURL: String?
+        public var submissionUsername: String?
+        public var submissionPassword: Secret?
+        public var submissionTLS = "starttls"
+        public var submissionCAFile: String?
+        public var submissionTimeoutMilliseconds: Int64 = 30_000
+        public var imapURL: String?
+        public var imapUsername: String?
+        public var imapPassword: Secret?
+        public var imapMailboxes: [String] = ["INBOX"]
+        public var imapPollIntervalSeconds: Int64 = 60
+        public var imapProcessedFolder: String?
+        public var imapTLS = "starttls"
+        public var imapCAFile: String?
+        public var imapBatchSize = 50
+
+        /// The SMTP listener runs once mail is accepted for some domain or address.
+        public var listenerEnabled: Bool { !acceptedDomains.isEmpty || !acceptedAddresses.isEmpty }
+        public var startTLSAvailable: Bool { tlsCertificateFile != nil && tlsKeyFile != nil }
+        public var outboundEnabled: Bool { submissionURL != nil && fromAddress != nil }
+        public var imapEnabled: Bool { imapURL != nil && imapUsername != nil && imapPassword != nil }
+        /// The authserv-id of our own Authentication-Results (inbound copies claiming it are removed).
+        public var effectiveAuthservID: String { authservID ?? hostname }
+        /// The domain of our Message-IDs and reply-token addresses.
+        public var domain: String {
+            guard let fromAddress, let at = fromAddress.lastIndex(of: "@") else { return hostname }
+            return String(fromAddress[fromAddress.index(after: at)...])
+        }
+    }
+
     public var http = HTTP()
     public var store = Store()
     public var log = Log()
@@ -149,6 +201,7 @@ public struct SwitchboardConfiguration: Sendable {
     public var triage = Triage()
     public var routing = Routing()
     public var events = Events()
+    public var email = Email()
 
     public init() {}
 
@@ -356,6 +409,98 @@ public struct SwitchboardConfiguration: Sendable {
         Key("events.ping_interval_seconds", "30") { config, value in
             config.events.pingIntervalSeconds = try Int64(key: "events.ping_interval_seconds", value, in: 5...600)
         },
+        Key("email.smtp_host", "127.0.0.1") { config, value in
+            guard !value.isEmpty else { throw Problem(key: "email.smtp_host", reason: "must not be empty") }
+            config.email.smtpHost = value
+        },
+        Key("email.smtp_port", "2525") { config, value in config.email.smtpPort = try Int(key: "email.smtp_port", value, in: 0...65535) },
+        Key("email.hostname", "localhost") { config, value in
+            guard !value.isEmpty, value.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") }) else {
+                throw Problem(key: "email.hostname", reason: "must be a host name (letters, digits, dots and hyphens)")
+            }
+            config.email.hostname = value
+        },
+        Key("email.accepted_domains", "") { config, value in
+            config.email.acceptedDomains = try list(key: "email.accepted_domains", value).map { domain in
+                guard domain.contains("."), !domain.contains("@") else {
+                    throw Problem(key: "email.accepted_domains", reason: "'\(domain)' is not a domain name")
+                }
+                return domain.lowercased()
+            }
+        },
+        Key("email.accepted_addresses", "") { config, value in
+            config.email.acceptedAddresses = try list(key: "email.accepted_addresses", value).map { address in
+                guard try mailAddress(key: "email.accepted_addresses", address) != nil else { return address }
+                return address.lowercased()
+            }
+        },
+        Key("email.max_message_bytes", "26214400") { config, value in
+            config.email.maxMessageBytes = try Int(key: "email.max_message_bytes", value, in: 65_536...(256 << 20))
+        },
+        Key("email.max_recipients", "100") { config, value in
+            config.email.maxRecipients = try Int(key: "email.max_recipients", value, in: 1...10_000)
+        },
+        Key("email.max_connections", "200") { config, value in
+            config.email.maxConnections = try Int(key: "email.max_connections", value, in: 1...100_000)
+        },
+        Key("email.idle_timeout_seconds", "300") { config, value in
+            config.email.idleTimeoutSeconds = try Int64(key: "email.idle_timeout_seconds", value, in: 1...3600)
+        },
+        Key("email.session_timeout_seconds", "1800") { config, value in
+            config.email.sessionTimeoutSeconds = try Int64(key: "email.session_timeout_seconds", value, in: 10...86_400)
+        },
+        Key("email.tls_certificate_file", "") { config, value in config.email.tlsCertificateFile = value.isEmpty ? nil : value },
+        Key("email.tls_key_file", "") { config, value in config.email.tlsKeyFile = value.isEmpty ? nil : value },
+        Key("email.require_tls", "false") { config, value in config.email.requireTLS = try bool(key: "email.require_tls", value) },
+        Key("email.auth_username", "") { config, value in config.email.authUsername = value.isEmpty ? nil : value },
+        Key("email.auth_password", "", secret: true) { config, value in config.email.authPassword = value.isEmpty ? nil : Secret(value) },
+        Key("email.authserv_id", "") { config, value in config.email.authservID = value.isEmpty ? nil : value },
+        Key("email.from_address", "") { config, value in config.email.fromAddress = try mailAddress(key: "email.from_address", value) },
+        Key("email.from_name", "") { config, value in
+            guard !value.contains(where: { $0.asciiValue.map { $0 < 0x20 || $0 == 0x7F } ?? false }) else {
+                throw Problem(key: "email.from_name", reason: "must not contain control characters")
+            }
+            config.email.fromName = value.isEmpty ? nil : value
+        },
+        Key("email.reopen_window_seconds", "2592000") { config, value in
+            config.email.reopenWindowSeconds = try Int64(key: "email.reopen_window_seconds", value, in: 0...(365 * 86_400))
+        },
+        Key("email.max_attachment_bytes", "10485760") { config, value in
+            config.email.maxAttachmentBytes = try Int(key: "email.max_attachment_bytes", value, in: 0...(256 << 20))
+        },
+        Key("email.submission_url", "") { config, value in
+            config.email.submissionURL = try mailURL(key: "email.submission_url", value, schemes: ["smtp", "smtps"])
+        },
+        Key("email.submission_username", "") { config, value in config.email.submissionUsername = value.isEmpty ? nil : value },
+        Key("email.submission_password", "", secret: true) { config, value in
+            config.email.submissionPassword = value.isEmpty ? nil : Secret(value)
+        },
+        Key("email.submission_tls", "starttls") { config, value in
+            config.email.submissionTLS = try tlsMode(key: "email.submission_tls", value)
+        },
+        Key("email.submission_ca_file", "") { config, value in config.email.submissionCAFile = value.isEmpty ? nil : value },
+        Key("email.submission_timeout_ms", "30000") { config, value in
+            config.email.submissionTimeoutMilliseconds = try Int64(key: "email.submission_timeout_ms", value, in: 1000...600_000)
+        },
+        Key("email.imap_url", "") { config, value in
+            config.email.imapURL = try mailURL(key: "email.imap_url", value, schemes: ["imap", "imaps"])
+        },
+        Key("email.imap_username", "") { config, value in config.email.imapUsername = value.isEmpty ? nil : value },
+        Key("email.imap_password", "", secret: true) { config, value in config.email.imapPassword = value.isEmpty ? nil : Secret(value) },
+        Key("email.imap_mailboxes", "INBOX") { config, value in
+            let mailboxes = try list(key: "email.imap_mailboxes", value)
+            guard !mailboxes.isEmpty else { throw Problem(key: "email.imap_mailboxes", reason: "must name at least one mailbox") }
+            config.email.imapMailboxes = mailboxes
+        },
+        Key("email.imap_poll_interval_seconds", "60") { config, value in
+            config.email.imapPollIntervalSeconds = try Int64(key: "email.imap_poll_interval_seconds", value, in: 1...86_400)
+        },
+        Key("email.imap_processed_folder", "") { config, value in config.email.imapProcessedFolder = value.isEmpty ? nil : value },
+        Key("email.imap_tls", "starttls") { config, value in config.email.imapTLS = try tlsMode(key: "email.imap_tls", value) },
+        Key("email.imap_ca_file", "") { config, value in config.email.imapCAFile = value.isEmpty ? nil : value },
+        Key("email.imap_batch_size", "50") { config, value in
+            config.email.imapBatchSize = try Int(key: "email.imap_batch_size", value, in: 1...10_000)
+        },
     ]
 
     /// Every key name the file may contain: the keys above and each secret's `_file` twin.
@@ -439,10 +584,42 @@ public struct SwitchboardConfiguration: Sendable {
         if config.kannel.sendsmsURL != nil && config.kannel.sharedSecret == nil && config.kannel.dlrMask != 0 {
             throw Problem(key: "kannel.shared_secret", reason: "is required to authenticate delivery reports when kannel.sendsms_url is set")
         }
+        try checkEmail(config.email)
         if config.outbox.initialBackoffMilliseconds > config.outbox.maxBackoffMilliseconds {
             throw Problem(key: "outbox.initial_backoff_ms", reason: "must not exceed outbox.max_backoff_ms")
         }
         return (config, values)
+    }
+
+    /// The email keys that only make sense together.
+    static func checkEmail(_ email: Email) throws {
+        if (email.tlsCertificateFile == nil) != (email.tlsKeyFile == nil) {
+            throw Problem(key: "email.tls_key_file", reason: "email.tls_certificate_file and email.tls_key_file are set together")
+        }
+        for (key, path) in [("email.tls_certificate_file", email.tlsCertificateFile), ("email.tls_key_file", email.tlsKeyFile),
+                            ("email.submission_ca_file", email.submissionCAFile), ("email.imap_ca_file", email.imapCAFile)] {
+            if let path, !FileManager.default.isReadableFile(atPath: path) {
+                throw Problem(key: key, reason: "cannot read \(path)")
+            }
+        }
+        if email.requireTLS && !email.startTLSAvailable {
+            throw Problem(key: "email.require_tls", reason: "needs email.tls_certificate_file and email.tls_key_file")
+        }
+        if (email.authUsername == nil) != (email.authPassword == nil) {
+            throw Problem(key: "email.auth_password", reason: "email.auth_username and email.auth_password are set together")
+        }
+        if email.authUsername != nil && !email.startTLSAvailable {
+            throw Problem(key: "email.auth_username", reason: "SMTP AUTH is offered only over TLS: set email.tls_certificate_file and email.tls_key_file")
+        }
+        if email.submissionURL != nil && email.fromAddress == nil {
+            throw Problem(key: "email.from_address", reason: "is required when email.submission_url is set")
+        }
+        if (email.submissionUsername == nil) != (email.submissionPassword == nil) {
+            throw Problem(key: "email.submission_password", reason: "email.submission_username and email.submission_password are set together")
+        }
+        if email.imapURL != nil && (email.imapUsername == nil || email.imapPassword == nil) {
+            throw Problem(key: "email.imap_username", reason: "email.imap_username and email.imap_password are required when email.imap_url is set")
+        }
     }
 
     /// The environment variable that overrides `key`.
@@ -498,6 +675,41 @@ public struct SwitchboardConfiguration: Sendable {
         guard let url = URL(string: value), let scheme = url.scheme?.lowercased(),
               scheme == "http" || scheme == "https", url.host?.isEmpty == false else {
             throw Problem(key: key, reason: "must be an http:// or https:// URL with a host")
+        }
+        return value
+    }
+
+    /// A comma-separated list, items trimmed, empty items dropped.
+    static func list(key: String, _ value: String) throws -> [String] {
+        value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+    }
+
+    /// An ASCII addr-spec (`local@domain`), or nil for an empty value.
+    static func mailAddress(key: String, _ value: String) throws -> String? {
+        guard !value.isEmpty else { return nil }
+        let parts = value.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
+              value.allSatisfy({ $0.isASCII && !$0.isWhitespace && !"<>,;:\"()[]\\".contains($0) }) else {
+            throw Problem(key: key, reason: "must be a plain address such as support@clinic.example")
+        }
+        return value
+    }
+
+    /// A mail server URL of one of `schemes`, with a host.
+    static func mailURL(key: String, _ value: String, schemes: [String]) throws -> String? {
+        guard !value.isEmpty else { return nil }
+        guard let url = URL(string: value), let scheme = url.scheme?.lowercased(), schemes.contains(scheme),
+              url.host?.isEmpty == false else {
+            throw Problem(key: key, reason: "must be a \(schemes.map { $0 + "://" }.joined(separator: " or ")) URL with a host")
+        }
+        return value
+    }
+
+    /// How a mail client connection is protected: `starttls` (required), `implicit` (the
+    /// URL's smtps/imaps) or `none` (loopback testing only).
+    static func tlsMode(key: String, _ value: String) throws -> String {
+        guard ["starttls", "none"].contains(value) else {
+            throw Problem(key: key, reason: "must be starttls or none (use an smtps:// or imaps:// URL for implicit TLS)")
         }
         return value
     }

@@ -36,6 +36,52 @@ struct ConversationsController {
             return JSON.response(["conversation": ConversationJSON(conversation)])
         }
         group.post("conversations/:id/messages") { request, context in try await reply(request, context) }
+        group.get("conversations/:id/attachments/:attachment") { _, context in try await attachment(context) }
+    }
+
+    /// An attachment's bytes, always as a download: a patient's file is never rendered in
+    /// the console's origin (an HTML or SVG "attachment" would otherwise run as our page).
+    private func attachment(_ context: AppRequestContext) async throws -> Response {
+        let agent = try context.requireAgent()
+        let conversationID = try Self.id(context)
+        guard let text = context.parameters.get("attachment"), let attachmentID = Int64(text), attachmentID > 0 else {
+            throw APIError(.notFound, code: "not_found", "no such attachment")
+        }
+        let content: AttachmentContent
+        do {
+            content = try await store.readAttachment(conversationID: conversationID, attachmentID: attachmentID, by: agent,
+                                                     sourceAddress: context.sourceAddress)
+        } catch StoreError.notFound {
+            throw APIError(.notFound, code: "not_found", "no such attachment")
+        }
+        Self.log(context, "attachment downloaded", conversationID)
+        let safeTypes: Set<String> = ["image/png", "image/jpeg", "image/gif", "application/pdf", "text/plain"]
+        let type = content.contentType.map { $0.lowercased() }.flatMap { safeTypes.contains($0) ? $0 : nil } ?? "application/octet-stream"
+        return Response(status: .ok, headers: [
+            .contentType: type,
+            .contentDisposition: Self.contentDisposition(filename: content.filename),
+            .init("X-Content-Type-Options")!: "nosniff",
+            .contentSecurityPolicy: "sandbox; default-src 'none'",
+            .cacheControl: "private, no-store",
+        ], body: .init(byteBuffer: ByteBuffer(bytes: content.data)))
+    }
+
+    /// `attachment; filename="ascii"; filename*=UTF-8''percent-encoded` (RFC 6266): the
+    /// name never breaks out of the header, whatever it contains.
+    static func contentDisposition(filename: String?) -> String {
+        guard let filename, !filename.isEmpty else { return "attachment" }
+        let ascii = String(filename.unicodeScalars.map { scalar -> Character in
+            scalar.isASCII && scalar.value >= 0x20 && scalar != "\"" && scalar != "\\" && scalar.value != 0x7F ? Character(scalar) : "_"
+        })
+        var encoded = ""
+        for byte in filename.utf8 {
+            if (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || "-._~".utf8.contains(byte) {
+                encoded.unicodeScalars.append(Unicode.Scalar(byte))
+            } else {
+                encoded += String(format: "%%%02X", byte)
+            }
+        }
+        return "attachment; filename=\"\(ascii)\"; filename*=UTF-8''\(encoded)"
     }
 
     private func list(_ request: Request, _ context: AppRequestContext) async throws -> Response {
@@ -176,6 +222,9 @@ struct ConversationDetailJSON: Encodable {
     }
 
     struct Attachment: Encodable {
+        let id: Int64?
+        /// Where an agent downloads the bytes we keep (email attachments).
+        let downloadUrl: String?
         let url: String?
         let contentType: String?
         let filename: String?
@@ -210,6 +259,18 @@ struct ConversationDetailJSON: Encodable {
         let failureReason: Nullable<String>
         let attachments: [Attachment]
         let triage: Nullable<Triage>
+        let email: Nullable<Email>
+    }
+
+    /// A mail message's own facts. `html` is sanitised (allow-listed tags, no scripts, no
+    /// remote images); the console still renders it only in a sandbox.
+    struct Email: Encodable {
+        let subject: Nullable<String>
+        let from: Nullable<String>
+        let messageId: String
+        let quoted: Nullable<String>
+        let html: Nullable<String>
+        let autoReply: Nullable<String>
     }
 
     let conversation: ConversationJSON
@@ -231,10 +292,15 @@ struct ConversationDetailJSON: Encodable {
                     sentAt: Timestamp.format(message.sentAt), createdAt: Timestamp.format(message.createdAt),
                     deliveryStatus: Nullable(message.deliveryStatus), failureReason: Nullable(message.failureReason),
                     attachments: message.attachments.map {
-                        Attachment(url: $0.url, contentType: $0.contentType, filename: $0.filename, sizeBytes: $0.sizeBytes)
+                        Attachment(id: $0.id, downloadUrl: $0.id.map { "/api/v1/conversations/\(detail.conversation.id)/attachments/\($0)" },
+                                   url: $0.url, contentType: $0.contentType, filename: $0.filename, sizeBytes: $0.sizeBytes)
                     },
                     triage: Nullable(message.triage.map {
                         Triage(intent: $0.intent, urgency: $0.urgency, language: $0.language, evidence: JSONFragment(json: $0.evidenceJSON))
+                    }),
+                    email: Nullable(message.email.map {
+                        Email(subject: Nullable($0.subject), from: Nullable($0.fromAddress), messageId: $0.rfcMessageID,
+                              quoted: Nullable($0.quoted), html: Nullable($0.html), autoReply: Nullable($0.autoReply))
                     }))
         }
         sms = detail.smsNumber.map { number in

@@ -928,6 +928,52 @@ enum OpenAPIDocument {
         }
       }
     },
+    "/api/v1/conversations/{id}/attachments/{attachment}": {
+      "get": {
+        "operationId": "getAttachment",
+        "summary": "Download an attachment's bytes",
+        "tags": [
+          "conversations"
+        ],
+        "description": "Same visibility as the conversation.",
+        "parameters": [
+          {
+            "$ref": "\u0023/components/parameters/ConversationId"
+          },
+          {
+            "name": "attachment",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "integer",
+              "format": "int64"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The bytes. Content-Type is the attachment's own only for images, PDF and plain text; otherwise application/octet-stream. Always `Content-Disposition: attachment`, `X-Content-Type-Options: nosniff` and a sandboxing Content-Security-Policy. The read is audited.",
+            "content": {
+              "application/octet-stream": {
+                "schema": {
+                  "type": "string",
+                  "contentMediaType": "application/octet-stream"
+                }
+              }
+            }
+          },
+          "404": {
+            "$ref": "\u0023/components/responses/NotFound"
+          },
+          "401": {
+            "$ref": "\u0023/components/responses/Unauthorized"
+          },
+          "500": {
+            "$ref": "\u0023/components/responses/InternalError"
+          }
+        }
+      }
+    },
     "/api/v1/conversations/{id}/claim": {
       "post": {
         "operationId": "claimConversation",
@@ -2232,8 +2278,17 @@ enum OpenAPIDocument {
       },
       "Attachment": {
         "type": "object",
-        "description": "A reference to media (e.g. MMS). Fields that are unknown are left out.",
+        "description": "Media of a message: a reference (MMS, portal: `url`) or bytes Switchboard keeps (email: `id` and `download_url`). Fields that are unknown are left out.",
         "properties": {
+          "id": {
+            "type": "integer",
+            "format": "int64",
+            "description": "Kept bytes only (email attachments)."
+          },
+          "download_url": {
+            "type": "string",
+            "description": "Kept bytes only: the path of getAttachment for this attachment."
+          },
           "url": {
             "type": "string"
           },
@@ -2366,6 +2421,69 @@ enum OpenAPIDocument {
                 "type": "null"
               }
             ]
+          },
+          "email": {
+            "anyOf": [
+              {
+                "$ref": "\u0023/components/schemas/EmailFacts"
+              },
+              {
+                "type": "null"
+              }
+            ],
+            "description": "Email messages only; null otherwise."
+          }
+        }
+      },
+      "EmailFacts": {
+        "type": "object",
+        "description": "A mail message's own facts. `text` of the message holds the new part of the reply; what it quoted is in `quoted`.",
+        "required": [
+          "subject",
+          "from",
+          "message_id",
+          "quoted",
+          "html",
+          "auto_reply"
+        ],
+        "properties": {
+          "subject": {
+            "type": [
+              "string",
+              "null"
+            ]
+          },
+          "from": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "The From address."
+          },
+          "message_id": {
+            "type": "string",
+            "description": "The RFC 5322 Message-ID (ours for outbound mail)."
+          },
+          "quoted": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "Quoted history and signature split off the reply."
+          },
+          "html": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "The HTML part, sanitised (allow-listed tags and attributes, no scripts, no remote images). Render only in a sandbox."
+          },
+          "auto_reply": {
+            "type": [
+              "string",
+              "null"
+            ],
+            "description": "Why the message was recognised as automatic: `auto_submitted`, `autoreply_header`, `precedence` or `list_mail`. Such messages are triaged and routed, but never answered automatically."
           }
         }
       },

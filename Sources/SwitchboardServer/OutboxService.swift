@@ -53,13 +53,14 @@ public struct OutboxService: Service, CustomStringConvertible {
         var channels: [SwitchboardCore.Channel] = []
         if configuration.portal.outboundURL != nil && configuration.portal.effectiveOutboundSecret != nil { channels.append(.portal) }
         if configuration.twilio.outboundEnabled || configuration.kannel.outboundEnabled { channels.append(.sms) }
+        if configuration.email.outboundEnabled { channels.append(.email) }
         return channels
     }
 
     public func run() async throws {
         if deliverableChannels.isEmpty {
             logger.notice("outbox has no configured egress; replies wait until one is configured",
-                          metadata: ["missing": "portal.outbound_url, twilio or kannel"])
+                          metadata: ["missing": "portal.outbound_url, twilio, kannel or email.submission_url"])
         }
         let inFlight = InFlightConversations()
         let pollInterval = Duration.milliseconds(configuration.outbox.pollIntervalMilliseconds)
@@ -115,7 +116,9 @@ public struct OutboxService: Service, CustomStringConvertible {
                 outcome = await PortalEgress(configuration: configuration.portal, httpClient: httpClient).send(item, now: now)
             case .sms:
                 outcome = await SMSEgress(configuration: configuration, httpClient: httpClient).send(item, now: now)
-            case .email, .chat:
+            case .email:
+                outcome = await EmailEgress(email: configuration.email, store: store).send(item, now: now)
+            case .chat:
                 outcome = .retry(reason: "no egress for channel \(item.channel.rawValue)", retryAfterSeconds: nil)
             }
             switch outcome {

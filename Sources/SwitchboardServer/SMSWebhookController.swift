@@ -98,7 +98,7 @@ struct SMSWebhookController {
     }
 
     private func twilioStatus(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        var logger = Self.logger(context, gateway: .twilio)
+        let logger = Self.logger(context, gateway: .twilio)
         let parameters = try await twilioParameters(request, context, logger: logger).parameters
         guard let sid = parameters.first("MessageSid") ?? parameters.first("SmsSid"), !sid.isEmpty else {
             throw APIError.badRequest("missing field MessageSid", code: "invalid_payload")
@@ -201,7 +201,7 @@ struct SMSWebhookController {
     }
 
     private func kannelReport(_ request: Request, _ context: AppRequestContext) async throws -> Response {
-        var logger = Self.logger(context, gateway: .kannel)
+        let logger = Self.logger(context, gateway: .kannel)
         let query = try rawQuery(request)
         try authenticateKannel(query, context, logger: logger)
         func value(_ name: String) -> String? { query.first { $0.name == name }.map { String(decoding: $0.value, as: UTF8.self) } }

@@ -62,4 +62,23 @@ public struct SwitchboardMetrics: Sendable {
     func eventStreams(_ count: Int) {
         Gauge(label: "switchboard_event_streams").record(count)
     }
+
+    /// outcome: stored | duplicate | bounce | quarantined | rejected | failed
+    func mailIn(source: String, outcome: String) {
+        Counter(label: "switchboard_mail_in_total", dimensions: [("source", source), ("outcome", outcome)]).increment()
+    }
+
+    /// SMTP replies the listener gave that refused something (class: 4xx | 5xx), by reason.
+    func smtpRefused(reason: String) {
+        Counter(label: "switchboard_smtp_refusals_total", dimensions: [("reason", reason)]).increment()
+    }
+
+    func smtpConnections(_ count: Int) {
+        Gauge(label: "switchboard_smtp_connections").record(count)
+    }
+
+    /// outcome: ok | error
+    func imapPoll(outcome: String) {
+        Counter(label: "switchboard_imap_polls_total", dimensions: [("outcome", outcome)]).increment()
+    }
 }

@@ -30,8 +30,14 @@ import SwitchboardStore
 public final class Readiness: Sendable {
     private let listening = Atomic<Bool>(false)
     private let draining = Atomic<Bool>(false)
+    /// Listeners besides HTTP (SMTP) that must be bound before the daemon is ready.
+    private let pendingListeners = Atomic<Int>(0)
     public init() {}
-    public var isReady: Bool { listening.load(ordering: .acquiring) && !isDraining }
+    public var isReady: Bool {
+        listening.load(ordering: .acquiring) && pendingListeners.load(ordering: .acquiring) == 0 && !isDraining
+    }
+    func expectListener() { pendingListeners.add(1, ordering: .acquiringAndReleasing) }
+    func listenerBound() { pendingListeners.subtract(1, ordering: .acquiringAndReleasing) }
     /// SIGTERM arrived: intake answers 503 with Retry-After, /readyz says "draining", until
     /// the listener closes.
     public var isDraining: Bool { draining.load(ordering: .acquiring) }
@@ -164,8 +170,21 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
     let reloader = ReloadService(configFile: dependencies.configFile, rulesPath: configuration.triage.rulesFile, holder: dependencies.rules,
                                  logLevel: dependencies.logLevel, router: routerService, logger: dependencies.logger)
     let systemd = SystemdService(notifier: SystemdNotifier(), store: store, logger: dependencies.logger, readiness: readiness)
-    return AssembledServer(router: router, events: events,
-                           services: [outbox, triage, reloader, routerService, ObservationKeeper(observation: eventsObservation), systemd])
+    var services: [any Service] = [outbox, triage, reloader, routerService, ObservationKeeper(observation: eventsObservation), systemd]
+
+    let email = configuration.email
+    let ingest = EmailIngest(store: store, email: email, metrics: metrics, triageWake: triageWake)
+    if email.listenerEnabled {
+        readiness.expectListener()
+        services.append(SMTPListenerService(configuration: email, ingest: ingest, metrics: metrics, logger: dependencies.logger,
+                                            readiness: readiness, onListening: { _ in readiness.listenerBound() }))
+    } else {
+        dependencies.logger.notice("SMTP listener disabled", metadata: ["missing": "email.accepted_domains or email.accepted_addresses"])
+    }
+    if email.imapEnabled {
+        services.append(IMAPPoller(email: email, store: store, ingest: ingest, metrics: metrics, logger: dependencies.logger))
+    }
+    return AssembledServer(router: router, events: events, services: services)
 }
 
 /// Holds the events-table observation for the application's lifetime and ends it on

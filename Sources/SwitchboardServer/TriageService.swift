@@ -80,6 +80,11 @@ public struct TriageService: Service, CustomStringConvertible {
             language: result.language.rawValue, text: message.text, contactIdentities: message.contactIdentityKinds, now: Date()))
         var effects = RuleEffects(team: decided.team, skills: decided.skills, priority: decided.priority.flatMap(Priority.init(rawValue:)),
                                   tags: decided.tags, replies: [decided.autoReply, decided.knowledgeBaseAnswer].compactMap { $0 })
+        if message.automatic {
+            // A machine sent it (auto-reply, list, contact-form gateway): routed on its labels,
+            // never answered automatically — no safety reply, no rule reply (no mail loops).
+            effects.replies = []
+        }
         if RuleSet.isHandoverRequest(message.text) {
             // The patient asked for a human after an automatic answer: no more bot replies.
             effects.tags.append("handover")
@@ -92,7 +97,7 @@ public struct TriageService: Service, CustomStringConvertible {
         do {
             let outcome = try await store.recordTriage(
                 messageID: message.messageID, conversationID: message.conversationID, triage: record,
-                safetyReply: emergency ? safetyReply : nil, emergencyTeam: emergency ? configuration.emergencyTeam : nil,
+                safetyReply: emergency && !message.automatic ? safetyReply : nil, emergencyTeam: emergency ? configuration.emergencyTeam : nil,
                 rules: effects)
             metrics.triaged(urgency: result.urgency.rawValue, intent: result.intent.rawValue)
             if emergency {

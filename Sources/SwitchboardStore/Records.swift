@@ -62,6 +62,28 @@ public struct MessageView: Sendable, Equatable {
     public var failureReason: String?
     public var attachments: [AttachmentView] = []
     public var triage: TriageRecord?
+    /// Email only: the mail's own facts.
+    public var email: EmailView?
+}
+
+/// What an agent sees of a mail message beyond its text.
+public struct EmailView: Sendable, Equatable {
+    public var subject: String?
+    public var fromAddress: String?
+    public var rfcMessageID: String
+    /// The quoted history separated from the new text.
+    public var quoted: String?
+    /// The sanitised HTML body, if the mail had one.
+    public var html: String?
+    /// Why it is an automatic message, if it is one (`auto_submitted`, `list_mail`, …).
+    public var autoReply: String?
+}
+
+/// One stored attachment's bytes, for download.
+public struct AttachmentContent: Sendable, Equatable {
+    public var filename: String?
+    public var contentType: String?
+    public var data: [UInt8]
 }
 
 /// A message's triage as stored: labels and the evidence (JSON) behind them.
@@ -87,6 +109,10 @@ public struct UntriagedMessage: Sendable, Equatable {
     public var text: String
     /// The kinds of identity the contact has ("email", "phone", …), for rules.
     public var contactIdentityKinds: Set<String>
+    /// Sent by a machine (an email auto-reply, list or bulk mail): triaged and routed like
+    /// any message — a contact form's "auto-generated" mail can still be an emergency — but
+    /// nothing answers it automatically (RFC 3834: no mail loops).
+    public var automatic: Bool = false
 }
 
 /// What the operator's rules decided for one message.
@@ -118,12 +144,15 @@ public struct TriageOutcome: Sendable, Equatable {
 }
 
 public struct AttachmentView: Sendable, Equatable {
+    /// Set for attachments whose bytes we keep (email): the download id.
+    public var id: Int64?
     public var url: String?
     public var contentType: String?
     public var filename: String?
     public var sizeBytes: Int64?
 
-    public init(url: String?, contentType: String?, filename: String? = nil, sizeBytes: Int64? = nil) {
+    public init(id: Int64? = nil, url: String?, contentType: String?, filename: String? = nil, sizeBytes: Int64? = nil) {
+        self.id = id
         self.url = url
         self.contentType = contentType
         self.filename = filename
@@ -186,6 +215,8 @@ public struct OutboxItem: Sendable, Equatable {
     public var remoteAddress: String?
     public var purpose: OutboxPurpose = .reply
     public var recipientOptedOut = false
+    /// Sent by the system or a rule, not by an agent (email marks it `Auto-Submitted`).
+    public var automatic = false
 }
 
 public enum OutboxPurpose: String, Sendable, Equatable {
@@ -260,4 +291,144 @@ public enum ConversationListStatus: String, Sendable, CaseIterable {
 
 public enum AssigneeFilter: String, Sendable, CaseIterable {
     case me, unassigned, any
+}
+
+/// How a mail message reached us.
+public enum EmailSource: String, Sendable, Equatable {
+    case smtp
+    case imap
+}
+
+/// One attachment of an inbound mail, as the MIME parser kept it (`data` is nil when it was
+/// over the size limit: its name, type and size are still recorded).
+public struct EmailAttachmentRecord: Sendable, Equatable {
+    public var filename: String?
+    public var contentType: String
+    public var size: Int
+    public var contentID: String?
+    public var isInline: Bool
+    public var data: [UInt8]?
+
+    public init(filename: String?, contentType: String, size: Int, contentID: String?, isInline: Bool, data: [UInt8]?) {
+        self.filename = filename
+        self.contentType = contentType
+        self.size = size
+        self.contentID = contentID
+        self.isInline = isInline
+        self.data = data
+    }
+}
+
+/// One inbound mail message as the email adapter hands it over, already parsed.
+public struct EmailInbound: Sendable, Equatable {
+    public var source: EmailSource
+    /// This delivery's own id: `smtp:<queue id>` or `imap:<mailbox>:<uidvalidity>:<uid>`.
+    public var deliveryID: String
+    /// The message exactly as received (after our own header hygiene).
+    public var raw: [UInt8]
+    /// The Message-ID (without angle brackets), or a digest of the message when it has none:
+    /// the dedupe key across SMTP and IMAP.
+    public var rfcMessageID: String
+    public var fromAddress: String
+    public var fromName: String?
+    /// Our address it was sent to (replies go out from it).
+    public var toAddress: String?
+    public var subject: String?
+    /// The new text of the message (quoted history separated into `quoted`).
+    public var text: String
+    public var html: String?
+    public var quoted: String?
+    /// In-Reply-To then References (newest first): Message-IDs that may name our mail.
+    public var threadReferences: [String]
+    /// Reply tokens found in the recipient addresses (`support+<token>@…`).
+    public var replyTokens: [String]
+    public var sentAt: Int64
+    /// Why this is an automatic message (`auto_submitted`, `precedence`, …), if it is one.
+    public var autoReply: String?
+    public var attachments: [EmailAttachmentRecord]
+
+    public init(source: EmailSource, deliveryID: String, raw: [UInt8], rfcMessageID: String, fromAddress: String,
+                fromName: String?, toAddress: String?, subject: String?, text: String, html: String?, quoted: String?,
+                threadReferences: [String], replyTokens: [String], sentAt: Int64, autoReply: String?,
+                attachments: [EmailAttachmentRecord]) {
+        self.source = source
+        self.deliveryID = deliveryID
+        self.raw = raw
+        self.rfcMessageID = rfcMessageID
+        self.fromAddress = fromAddress
+        self.fromName = fromName
+        self.toAddress = toAddress
+        self.subject = subject
+        self.text = text
+        self.html = html
+        self.quoted = quoted
+        self.threadReferences = threadReferences
+        self.replyTokens = replyTokens
+        self.sentAt = sentAt
+        self.autoReply = autoReply
+        self.attachments = attachments
+    }
+}
+
+/// A delivery status notification (RFC 3464) received by mail.
+public struct EmailBounce: Sendable, Equatable {
+    public var source: EmailSource
+    public var deliveryID: String
+    public var raw: [UInt8]
+    /// The bounce's own Message-ID (or a digest): dedupe key.
+    public var rfcMessageID: String
+    /// Message-IDs of the returned original (ours, if it is a bounce of our reply).
+    public var originalMessageIDs: [String]
+    /// Whether delivery failed (a `delayed` report only informs).
+    public var failed: Bool
+    /// The reason the agent sees on the failed message: status and diagnostic.
+    public var reason: String
+    /// The text of the system message kept in the conversation.
+    public var notice: String
+
+    public init(source: EmailSource, deliveryID: String, raw: [UInt8], rfcMessageID: String, originalMessageIDs: [String],
+                failed: Bool, reason: String, notice: String) {
+        self.source = source
+        self.deliveryID = deliveryID
+        self.raw = raw
+        self.rfcMessageID = rfcMessageID
+        self.originalMessageIDs = originalMessageIDs
+        self.failed = failed
+        self.reason = reason
+        self.notice = notice
+    }
+}
+
+public enum EmailBounceOutcome: Sendable, Equatable {
+    /// The bounce names our message `messageID` (marked failed when the report says so).
+    case matched(messageID: String, conversationID: String, duplicate: Bool)
+    /// We never sent what it bounces: kept in `mail_quarantine`.
+    case quarantined
+}
+
+/// What an outbound mail reply needs from the store.
+public struct EmailOutboundContext: Sendable, Equatable {
+    /// Our Message-ID for this reply, the same on every attempt.
+    public var rfcMessageID: String
+    public var toAddress: String?
+    public var toName: String?
+    /// Our address the patient wrote to, if known.
+    public var localAddress: String?
+    public var replyToken: String?
+    /// The thread's subject (from the patient's first mail), if any.
+    public var subject: String?
+    public var inReplyTo: String?
+    /// Message-IDs of the thread, oldest first (at most 20).
+    public var references: [String]
+}
+
+/// An IMAP mailbox's position: everything up to `lastUID` under `uidValidity` is committed.
+public struct IMAPCursor: Sendable, Equatable {
+    public var uidValidity: Int64
+    public var lastUID: Int64
+
+    public init(uidValidity: Int64, lastUID: Int64) {
+        self.uidValidity = uidValidity
+        self.lastUID = lastUID
+    }
 }

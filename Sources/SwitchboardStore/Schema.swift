@@ -48,6 +48,9 @@ enum Schema {
                 BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
                 """)
         }
+        migrator.registerMigration("2026-11-29-email") { db in
+            try db.execute(sql: email)
+        }
         return migrator
     }
 
@@ -352,5 +355,47 @@ enum Schema {
     private static let operations = """
         ALTER TABLE outbox ADD COLUMN discarded_at INTEGER;
         ALTER TABLE messages ADD COLUMN purged_at INTEGER;
+        """
+
+    /// Email: each mail message's own header facts (inbound: the sender's; outbound: ours —
+    /// the Message-ID replies point back at), the reply token carried in Reply-To
+    /// (`support+<token>@…`), attachment bytes kept with the message, the IMAP cursors
+    /// (UIDVALIDITY + last committed UID per mailbox), and mail that belongs to no
+    /// conversation (a bounce for a message we never sent), kept for the operator.
+    private static let email = """
+        CREATE TABLE email_messages (
+            message_id     TEXT PRIMARY KEY NOT NULL REFERENCES messages(id),
+            rfc_message_id TEXT NOT NULL CHECK (length(rfc_message_id) > 0),
+            subject        TEXT,
+            from_address   TEXT,
+            to_address     TEXT,
+            quoted_text    TEXT,
+            auto_reply     TEXT,
+            source         TEXT NOT NULL CHECK (source IN ('smtp','imap','outbound','bounce'))
+        ) WITHOUT ROWID;
+        CREATE INDEX email_messages_by_rfc_id ON email_messages(rfc_message_id);
+
+        ALTER TABLE conversations ADD COLUMN reply_token TEXT;
+        CREATE UNIQUE INDEX conversations_by_reply_token ON conversations(reply_token) WHERE reply_token IS NOT NULL;
+
+        ALTER TABLE attachments ADD COLUMN content_id TEXT;
+        ALTER TABLE attachments ADD COLUMN is_inline INTEGER NOT NULL DEFAULT 0 CHECK (is_inline IN (0, 1));
+        ALTER TABLE attachments ADD COLUMN data BLOB;
+
+        CREATE TABLE imap_cursors (
+            mailbox     TEXT PRIMARY KEY NOT NULL,
+            uidvalidity INTEGER NOT NULL CHECK (uidvalidity > 0),
+            last_uid    INTEGER NOT NULL CHECK (last_uid >= 0),
+            updated_at  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE mail_quarantine (
+            id          INTEGER PRIMARY KEY,
+            received_at INTEGER NOT NULL,
+            source      TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            external_id TEXT NOT NULL UNIQUE,
+            raw         BLOB NOT NULL
+        );
         """
 }

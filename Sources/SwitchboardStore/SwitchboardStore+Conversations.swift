@@ -82,11 +82,21 @@ extension SwitchboardStore {
             }
             var attachments: [String: [AttachmentView]] = [:]
             for row in try Row.fetchAll(db, sql: """
-                SELECT a.message_id, a.url, a.content_type, a.filename, a.size_bytes FROM attachments a
+                SELECT a.id, a.message_id, a.url, a.content_type, a.filename, a.size_bytes, a.data IS NOT NULL AS kept FROM attachments a
                 JOIN messages m ON m.id = a.message_id WHERE m.conversation_id = ? ORDER BY a.id
                 """, arguments: [id]) {
                 attachments[row["message_id"], default: []].append(
-                    AttachmentView(url: row["url"], contentType: row["content_type"], filename: row["filename"], sizeBytes: row["size_bytes"]))
+                    AttachmentView(id: (row["kept"] as Bool) ? row["id"] : nil, url: row["url"], contentType: row["content_type"],
+                                   filename: row["filename"], sizeBytes: row["size_bytes"]))
+            }
+            var emails: [String: EmailView] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT e.message_id, e.subject, e.from_address, e.rfc_message_id, e.quoted_text, e.auto_reply, m.body_html
+                FROM email_messages e JOIN messages m ON m.id = e.message_id WHERE m.conversation_id = ?
+                """, arguments: [id]) {
+                emails[row["message_id"]] = EmailView(subject: row["subject"], fromAddress: row["from_address"],
+                                                      rfcMessageID: row["rfc_message_id"], quoted: row["quoted_text"],
+                                                      html: row["body_html"], autoReply: row["auto_reply"])
             }
             let messages = try Row.fetchAll(db, sql: """
                 SELECT id, direction, sender_agent_id, channel, body_text, sent_at, created_at, delivery_status, failure_reason,
@@ -101,7 +111,7 @@ extension SwitchboardStore {
                             triage: (row["triage_intent"] as String?).map { intent in
                                 TriageRecord(intent: intent, urgency: row["triage_urgency"] ?? "routine",
                                              language: row["triage_language"] ?? "en", evidenceJSON: row["triage_evidence"] ?? "{}")
-                            })
+                            }, email: emails[row["id"]])
             }
             var smsNumber: String?
             if conversation.channel == .sms {
@@ -118,6 +128,26 @@ extension SwitchboardStore {
                 contact: ContactView(id: conversation.contactID, name: contactRow?["display_name"], identities: identities),
                 messages: messages, smsNumber: smsNumber,
                 smsConsent: try smsNumber.flatMap { try Self.consent(db, phone: $0) }, tags: tags, requiredSkills: skills)
+        }
+    }
+
+    /// One attachment's bytes, if the conversation is visible to the agent and the
+    /// attachment belongs to it (an id from another conversation is simply not found).
+    /// The download is audited like a read.
+    public func readAttachment(conversationID id: String, attachmentID: Int64, by agent: Agent, sourceAddress: String?,
+                               now: Int64 = Timestamp.now()) async throws -> AttachmentContent {
+        try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
+            _ = try Self.visibleConversation(db, id: id, agent: agent)
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT a.filename, a.content_type, a.data, a.message_id FROM attachments a JOIN messages m ON m.id = a.message_id
+                WHERE a.id = ? AND m.conversation_id = ? AND a.data IS NOT NULL
+                """, arguments: [attachmentID, id]) else {
+                throw StoreError.notFound
+            }
+            try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "attachment.read",
+                           conversationID: id, messageID: row["message_id"], sourceAddress: sourceAddress, now: now)
+            let data: Data = row["data"]
+            return AttachmentContent(filename: row["filename"], contentType: row["content_type"], data: [UInt8](data))
         }
     }
 

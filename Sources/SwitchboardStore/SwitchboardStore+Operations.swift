@@ -74,8 +74,16 @@ extension SwitchboardStore {
                                                arguments: [cutoff, cutoff]) ?? 0
             let journal = try Int.fetchOne(db, sql: "SELECT count(*) FROM inbound_journal WHERE message_id IN (SELECT m.id \(eligible)) AND length(raw) > 0",
                                            arguments: [cutoff, cutoff]) ?? 0
-            let result = PurgeResult(messages: ids.count, attachments: attachments, journalEntries: journal, dryRun: dryRun)
-            guard !dryRun, !ids.isEmpty else { return result }
+            // Quarantined mail (bounces for nothing we sent) is a raw delivery too: counted with the journal.
+            let quarantined = try Int.fetchOne(db, sql: "SELECT count(*) FROM mail_quarantine WHERE received_at < ?",
+                                               arguments: [cutoff]) ?? 0
+            let result = PurgeResult(messages: ids.count, attachments: attachments, journalEntries: journal + quarantined, dryRun: dryRun)
+            guard !dryRun else { return result }
+            try db.execute(sql: "DELETE FROM mail_quarantine WHERE received_at < ?", arguments: [cutoff])
+            guard !ids.isEmpty else {
+                if quarantined > 0 { try Self.audit(db, actorKind: "admin", actorID: who, action: "retention.purged", now: now) }
+                return result
+            }
             try db.execute(sql: "CREATE TEMP TABLE purge_ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
             defer { try? db.execute(sql: "DROP TABLE temp.purge_ids") }
             for id in ids { try db.execute(sql: "INSERT INTO purge_ids (id) VALUES (?)", arguments: [id]) }
@@ -84,6 +92,12 @@ extension SwitchboardStore {
                 WHERE id IN (SELECT id FROM purge_ids)
                 """, arguments: [now])
             try db.execute(sql: "UPDATE inbound_journal SET raw = zeroblob(0) WHERE message_id IN (SELECT id FROM purge_ids)")
+            // A mail's subject, addresses and quoted history are its content too. The
+            // Message-ID stays: threading and dedupe of a late copy need it.
+            try db.execute(sql: """
+                UPDATE email_messages SET subject = NULL, from_address = NULL, to_address = NULL, quoted_text = NULL
+                WHERE message_id IN (SELECT id FROM purge_ids)
+                """)
             try db.execute(sql: "DELETE FROM attachments WHERE message_id IN (SELECT id FROM purge_ids)")
             try Self.audit(db, actorKind: "admin", actorID: who, action: "retention.purged", now: now)
             return result

@@ -15,7 +15,7 @@ extension SwitchboardStore {
         let rows = try await pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT o.id, o.message_id, o.conversation_id, o.channel, o.attempts, o.created_at,
-                       m.body_text, m.sent_at, c.external_thread_id, o.purpose, c.gateway, c.local_address, c.remote_address,
+                       m.body_text, m.sent_at, m.sender_kind, c.external_thread_id, o.purpose, c.gateway, c.local_address, c.remote_address,
                        (SELECT state = 'opted_out' FROM sms_consent s WHERE s.phone = c.remote_address) AS opted_out,
                        (SELECT value FROM contact_identities i WHERE i.contact_id = c.contact_id AND i.kind = 'portal'
                         ORDER BY i.id LIMIT 1) AS portal_id
@@ -36,7 +36,8 @@ extension SwitchboardStore {
                        gateway: (row["gateway"] as String?).flatMap(SMSGateway.init(rawValue:)),
                        localAddress: row["local_address"], remoteAddress: row["remote_address"],
                        purpose: OutboxPurpose(rawValue: row["purpose"]) ?? .reply,
-                       recipientOptedOut: (row["opted_out"] as Bool?) ?? false)
+                       recipientOptedOut: (row["opted_out"] as Bool?) ?? false,
+                       automatic: (row["sender_kind"] as String) != "agent")
         }.filter { !excluding.contains($0.conversationID) }.prefix(limit).map { $0 }
     }
 

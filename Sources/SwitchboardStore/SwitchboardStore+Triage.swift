@@ -12,13 +12,15 @@ extension SwitchboardStore {
         try await pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT m.id, m.conversation_id, m.channel, m.body_text,
-                       (SELECT group_concat(DISTINCT i.kind) FROM contact_identities i WHERE i.contact_id = c.contact_id) AS kinds
+                       (SELECT group_concat(DISTINCT i.kind) FROM contact_identities i WHERE i.contact_id = c.contact_id) AS kinds,
+                       EXISTS (SELECT 1 FROM email_messages e WHERE e.message_id = m.id AND e.auto_reply IS NOT NULL) AS automatic
                 FROM messages m JOIN conversations c ON c.id = m.conversation_id
                 WHERE m.direction = 'inbound' AND m.triaged_at IS NULL ORDER BY m.created_at, m.rowid LIMIT ?
                 """, arguments: [limit]).map { row in
                 UntriagedMessage(messageID: row["id"], conversationID: row["conversation_id"],
                                  channel: Channel(rawValue: row["channel"]) ?? .portal, text: row["body_text"],
-                                 contactIdentityKinds: Set(((row["kinds"] as String?) ?? "").split(separator: ",").map(String.init)))
+                                 contactIdentityKinds: Set(((row["kinds"] as String?) ?? "").split(separator: ",").map(String.init)),
+                                 automatic: row["automatic"])
             }
         }
     }

@@ -1,0 +1,126 @@
+// libFuzzer entry point for the two parsers that read bytes from strangers: the MIME parser
+// and the SMTP server session. Every input goes through both.
+//
+// Built with `make fuzz` (swift build -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING: libFuzzer
+// provides `main`) and run for a short budget from `make test`, seeded with the golden
+// messages in Tests/SwitchboardMailTests/Golden. In an ordinary build (no FUZZING) this is
+// a replayer: `mail-fuzz FILE...` runs each file through the same checks, which is how a
+// crash libFuzzer found is reproduced under the debugger.
+//
+// A failed invariant is a `preconditionFailure`, which libFuzzer reports as a crash with the
+// input saved; parsing itself must never trap, loop or grow without bound.
+import SwitchboardMail
+
+#if !FUZZING
+import Foundation
+#endif
+
+enum MailFuzz {
+    static func check(_ bytes: [UInt8]) {
+        checkMIME(bytes)
+        checkSMTP(bytes)
+    }
+
+    /// Small limits so that the limit paths are reached by small inputs.
+    static func checkMIME(_ bytes: [UInt8]) {
+        var limits = MIMELimits()
+        limits.maxAttachments = 4
+        limits.maxAttachmentBytes = 512
+        limits.maxTextBytes = 2048
+        limits.maxDepth = 6
+        limits.maxParts = 40
+        let mail = MIMEParser.parse(bytes, limits: limits)
+        precondition(mail.attachments.count <= limits.maxAttachments, "attachment limit")
+        precondition(mail.text.utf8.count <= limits.maxTextBytes + 4, "text limit")
+        precondition(mail.reply.utf8.count <= mail.text.utf8.count, "reply longer than the text")
+        for attachment in mail.attachments {
+            precondition((attachment.data?.count ?? 0) <= limits.maxAttachmentBytes, "attachment size limit")
+            if let name = attachment.filename {
+                precondition(!name.contains("/") && !name.contains("\\"), "path in a filename")
+                precondition(!name.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }, "control in a filename")
+            }
+        }
+        if let html = mail.html {
+            let lower = html.lowercased()
+            precondition(!lower.contains("<script"), "script survived the sanitiser")
+            precondition(!lower.contains("javascript:"), "javascript: URL survived the sanitiser")
+        }
+        if let subject = mail.subject {
+            precondition(!subject.unicodeScalars.contains { $0 == "\r" || $0 == "\n" || $0 == "\0" }, "control in the subject")
+        }
+    }
+
+    /// The bytes as a client's side of a session, in chunks whose sizes come from the input.
+    static func checkSMTP(_ bytes: [UInt8]) {
+        var configuration = SMTPServerConfiguration(hostname: "mx.clinic.example", startTLSAvailable: true,
+                                                    authMechanisms: ["PLAIN", "LOGIN"], acceptedDomains: ["clinic.example"],
+                                                    acceptedAddresses: [])
+        configuration.maxMessageBytes = 4096
+        configuration.maxRecipients = 5
+        configuration.maxCommands = 200
+        var session = SMTPServerSession(configuration: configuration)
+        var closed = false
+        var replyBytes = 0
+        func handle(_ actions: [SMTPAction]) {
+            var pending = actions
+            while !pending.isEmpty {
+                let action = pending.removeFirst()
+                precondition(!closed, "an action after close")
+                switch action {
+                case .send(let reply):
+                    precondition(reply.count >= 5 && reply.suffix(2) == [13, 10], "a reply that is not whole lines")
+                    replyBytes += reply.count
+                case .startTLS:
+                    pending += session.tlsEstablished()
+                case .authenticate(_, let user, _):
+                    pending += session.authenticationResult(user == "mta")
+                case .deliver(let envelope):
+                    precondition(envelope.data.count <= configuration.maxMessageBytes, "message over SIZE delivered")
+                    precondition(!envelope.recipients.isEmpty && envelope.recipients.count <= configuration.maxRecipients,
+                                 "recipient limit")
+                    pending += session.deliveryResult(envelope.data.count % 7 == 0 ? .temporaryFailure : .stored(queueID: "Q1"))
+                case .close:
+                    closed = true
+                }
+            }
+        }
+        handle(session.greeting())
+        var index = 0
+        var chunk = 1
+        while index < bytes.count, !closed {
+            let end = min(bytes.count, index + chunk)
+            handle(session.receive(bytes[index..<end]))
+            chunk = Int(bytes[index] % 64) + 1
+            index = end
+        }
+        if !closed { handle(session.shutdown()) }
+        precondition(closed, "shutdown did not close the session")
+        // Replies are bounded by what the client sent (no amplification beyond a small factor).
+        precondition(replyBytes <= 4096 + bytes.count * 64, "replies out of proportion to the input")
+    }
+}
+
+#if FUZZING
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data else { return 0 }
+    MailFuzz.check(Array(UnsafeBufferPointer(start: data, count: size)))
+    return 0
+}
+#else
+@main
+struct MailFuzzReplay {
+    static func main() throws {
+        let paths = CommandLine.arguments.dropFirst()
+        if paths.isEmpty {
+            print("usage: mail-fuzz FILE...  (replays inputs; build with `make fuzz` to fuzz)")
+            return
+        }
+        for path in paths {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            MailFuzz.check(Array(data))
+            print("ok \(path)")
+        }
+    }
+}
+#endif
