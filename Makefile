@@ -44,7 +44,7 @@ run: build
 
 test: test-deps
 	$(SWIFT) build --build-tests
-	$(MAKE) --no-print-directory unit-test integration-test
+	$(MAKE) --no-print-directory unit-test integration-test fuzz
 
 unit-test:
 	$(SWIFT) test --skip-build
@@ -54,13 +54,14 @@ integration-test:
 
 # libFuzzer on the MIME parser and the SMTP session (Fuzz/MailFuzz), seeded with the golden
 # messages, for FUZZ_SECONDS. Its own build directory: the instrumented build never mixes
-# with the ordinary one. A crash leaves crash-* in .build/fuzz/artifacts; replay it with
-# `.build/debug/mail-fuzz FILE`.
+# with the ordinary one. lld links it (gold fails on libFuzzer's objects); Swift's own
+# backtracer is off so that libFuzzer's crash handler saves the input. A crash leaves
+# crash-* in .build/fuzz/artifacts; replay it with `.build/debug/mail-fuzz [--show] FILE`.
 FUZZ_SECONDS ?= 60
 fuzz:
-	$(SWIFT) build -c release --product mail-fuzz --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING
+	$(SWIFT) build -c release --product mail-fuzz --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING -Xswiftc -use-ld=lld
 	@mkdir -p .build/fuzz/corpus .build/fuzz/artifacts
-	.build/fuzz/release/mail-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
+	SWIFT_BACKTRACE=enable=no .build/fuzz/release/mail-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
 	  -print_final_stats=1 -artifact_prefix=.build/fuzz/artifacts/ .build/fuzz/corpus Tests/SwitchboardMailTests/Golden
 
 bench: test-deps

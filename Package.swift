@@ -121,7 +121,8 @@ let package = Package(
         // `make bench`: dispatch time with 1,000 agents and 100,000 waiting conversations.
         // libFuzzer target for the MIME parser and the SMTP session (`make fuzz`); in an
         // ordinary build, a replayer of saved inputs.
-        .executableTarget(name: "mail-fuzz", dependencies: ["SwitchboardMail"], path: "Fuzz/MailFuzz"),
+        .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
+        .executableTarget(name: "mail-fuzz", dependencies: ["SwitchboardMail", "CFuzzDriver"], path: "Fuzz/MailFuzz"),
         .executableTarget(name: "routing-bench", dependencies: ["SwitchboardRouting", "SwitchboardCore"], path: "Benchmarks/RoutingBench"),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SwitchboardSMSTests", dependencies: ["SwitchboardSMS"]),
