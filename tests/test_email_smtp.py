@@ -580,6 +580,35 @@ def test_auth_after_starttls(mail_daemon, mail_cert):
 
 
 # ---------------------------------------------------------------------------------------------
+# the store cannot commit
+
+
+def test_store_unavailable_is_451_and_the_retry_is_stored_once(mail_daemon):
+    """Another process holds SQLite's write lock past the store's 10 s busy time-out: DATA is
+    answered 451 (the MTA keeps the mail), nothing is stored; the MTA's retry is stored once."""
+    import sqlite3
+    env = mail_daemon()
+    addr = patient()
+    raw = build_mail(from_addr=addr, text="my inhaler ran out", message_id=f"<{uid()}@example.net>")
+    db = sqlite3.connect(f"{env.d.workdir}/var/switchboard.sqlite", timeout=30, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        res = smtp_send(env.port, addr, SUPPORT_ADDRESS, raw, timeout=40)
+        assert res.stage == "data" and res.code == 451, res
+        assert res.text.startswith("4.3.0"), res
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert no_email_conversations(env.api)
+    log = env.d.log_text()
+    assert "mail could not be stored; answered 451" in log
+    assert addr not in log and "inhaler" not in log
+    assert_queued(smtp_send(env.port, addr, SUPPORT_ADDRESS, raw))
+    det = wait_email_conversation(env.api, addr, timeout=10)
+    assert inbound_texts(det) == ["my inhaler ran out"]
+
+
+# ---------------------------------------------------------------------------------------------
 # shutdown
 
 
