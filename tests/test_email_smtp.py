@@ -173,14 +173,31 @@ def test_attachments_listed(mail_daemon):
     pdf = (b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" + bytes(range(256)) * 20
            + b"\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n")
     jpg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(1500) + b"\xff\xd9"
+    page = b"<html><script>alert(1)</script></html>"
     raw = build_mail(from_addr=addr, subject="Lab results", text="Attached are my lab results and a photo.",
-                     attachments=[("lab-results.pdf", "application/pdf", pdf), ("rash.jpg", "image/jpeg", jpg)])
+                     attachments=[("lab-results.pdf", "application/pdf", pdf), ("rash.jpg", "image/jpeg", jpg),
+                                  ("page.html", "text/html", page)])
     assert_queued(smtp_send(env.port, addr, SUPPORT_ADDRESS, raw))
     det = wait_email_conversation(env.api, addr, timeout=10)
     [m] = inbound(det)
     assert norm(m["text"]) == "Attached are my lab results and a photo.", m["text"]
     got = {a["filename"]: a for a in m["attachments"]}
-    assert set(got) == {"lab-results.pdf", "rash.jpg"}, m["attachments"]
+    assert set(got) == {"lab-results.pdf", "rash.jpg", "page.html"}, m["attachments"]
+
+    # Downloads: the same bytes, always as an attachment, never rendered by the browser.
+    import requests
+    auth = {"Authorization": f"Bearer {env.api.token}"}
+    for name, body, served_as in [("lab-results.pdf", pdf, "application/pdf"), ("rash.jpg", jpg, "image/jpeg"),
+                                  ("page.html", page, "application/octet-stream")]:
+        r = requests.get(env.d.url + got[name]["download_url"], headers=auth, timeout=10)
+        assert r.status_code == 200 and r.content == body, (name, r.status_code)
+        assert r.headers["Content-Type"].split(";")[0] == served_as, (name, r.headers)
+        assert r.headers["Content-Disposition"].startswith("attachment"), r.headers
+        assert r.headers["X-Content-Type-Options"] == "nosniff", r.headers
+        assert "sandbox" in r.headers.get("Content-Security-Policy", ""), r.headers
+    missing = got["rash.jpg"]["download_url"].rsplit("/", 1)[0] + "/999999"
+    assert requests.get(env.d.url + missing, headers=auth, timeout=10).status_code == 404
+    assert requests.get(env.d.url + got["rash.jpg"]["download_url"], timeout=10).status_code == 401
     assert got["lab-results.pdf"]["content_type"] == "application/pdf"
     assert got["lab-results.pdf"]["size_bytes"] == len(pdf), got["lab-results.pdf"]
     assert got["rash.jpg"]["content_type"] == "image/jpeg"
