@@ -15,7 +15,7 @@ TEST_DEBS  := python3-venv curl openssl wrk kannel kannel-extras systemd dovecot
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all build run test unit-test integration-test fuzz bench deps test-deps clean
+.PHONY: all build run test unit-test integration-test fuzz bench bench-deps deps test-deps clean
 
 all: build
 
@@ -64,13 +64,20 @@ fuzz:
 	SWIFT_BACKTRACE=enable=no .build/fuzz/release/mail-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
 	  -print_final_stats=1 -artifact_prefix=.build/fuzz/artifacts/ .build/fuzz/corpus Tests/SwitchboardMailTests/Golden
 
-bench: test-deps
+# Postfix for the SMTP benchmark (its smtp-source, and a private instance to compare with):
+# preseeded to "No configuration" so the package writes no /etc/postfix/main.cf and starts nothing.
+bench-deps: test-deps
+	@dpkg -s postfix >/dev/null 2>&1 || { echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postfix; }
+
+bench: bench-deps
 	$(SWIFT) build -c release
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh portal
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh twilio
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/triage.sh
 	$(CURDIR)/.build/release/routing-bench
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release $(VENV)/bin/python Benchmarks/event_latency.py 50 20
+	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release $(SUDO) bash Benchmarks/smtp.sh
 
 clean:
 	rm -rf .build $(VENV)
