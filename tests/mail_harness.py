@@ -516,12 +516,14 @@ class MailSink:
     ``messages`` only the accepted ones. Scripted answers: ``data_replies`` is consumed one per DATA
     (e.g. ``["451 4.3.0 try later"] * 2``); ``behavior(attempt, prior_attempts)`` may return a reply
     string (None = accept). ``tls=(cert, key)`` offers STARTTLS (``require_starttls`` makes it mandatory);
-    ``auth=(user, password)`` requires AUTH PLAIN/LOGIN (only over TLS when ``auth_require_tls``)."""
+    ``auth=(user, password)`` requires AUTH PLAIN/LOGIN (only over TLS when ``auth_require_tls``).
+    ``implicit_tls=True`` (with ``tls``) speaks TLS from the first byte, as on port 465 (``url`` is then smtps://)."""
 
     def __init__(self, tls: Optional[tuple] = None, require_starttls: bool = False,
                  auth: Optional[tuple[str, str]] = None, auth_require_tls: bool = True,
-                 data_replies: Optional[list[str]] = None, port: Optional[int] = None):
+                 data_replies: Optional[list[str]] = None, port: Optional[int] = None, implicit_tls: bool = False):
         self.port = port or free_port()
+        self.implicit_tls = implicit_tls
         self.tls = tls
         self.require_starttls = require_starttls
         self.auth = auth
@@ -537,7 +539,7 @@ class MailSink:
 
     @property
     def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
+        return f"{'smtps' if self.implicit_tls else 'smtp'}://127.0.0.1:{self.port}"
 
     def start(self) -> "MailSink":
         import logging
@@ -560,7 +562,9 @@ class MailSink:
                 if isinstance(data, str):
                     data = data.encode("utf-8", "surrogateescape")
                 rec = SinkMessage(time.time(), envelope.mail_from, list(envelope.rcpt_tos), bytes(data),
-                                  session.ssl is not None,
+                                  # aiosmtpd sets session.ssl only after STARTTLS; an implicit-TLS
+                                  # listener accepts nothing but TLS.
+                                  session.ssl is not None or sink.implicit_tls,
                                   session.auth_data if session.authenticated else None,
                                   list(envelope.mail_options))
                 with sink.lock:
@@ -581,7 +585,10 @@ class MailSink:
         if self.tls:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
-            kw.update(tls_context=ctx, require_starttls=self.require_starttls)
+            if self.implicit_tls:
+                kw.update(ssl_context=ctx)
+            else:
+                kw.update(tls_context=ctx, require_starttls=self.require_starttls)
         if self.auth:
             user, pw = self.auth
 

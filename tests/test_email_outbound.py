@@ -274,6 +274,34 @@ def test_submission_over_starttls_with_auth(make_sink, mail_daemon, mail_cert):
     assert SINK_PASSWORD not in env.d.log_text()
 
 
+def test_submission_over_smtps_with_auth(make_sink, mail_daemon, mail_cert):
+    cert, key = mail_cert
+    # aiosmtpd only counts STARTTLS as TLS for its auth_require_tls; the connection is TLS here.
+    sink = make_sink(tls=(cert, key), implicit_tls=True, auth=(SINK_USER, SINK_PASSWORD), auth_require_tls=False)
+    env = mail_daemon(sink=sink, submission_url=sink.url, submission_ca_file=str(cert),
+                      submission_username=SINK_USER, submission_password=SINK_PASSWORD)
+    addr = patient()
+    cid, rid, sm = start_and_reply(env, sink, addr, "Sent over SMTPS with AUTH.")
+    assert sm.tls and sm.auth == SINK_USER, (sm.tls, sm.auth)
+    env.api.wait_delivery(cid, rid, "sent", timeout=20)
+
+
+def test_submission_credentials_refused_are_retried_not_dead_lettered(make_sink, mail_daemon):
+    """A 535 (or 530) is our configuration, not the message: the reply stays queued and is retried;
+    the log names the keys to check."""
+    sink = make_sink(auth=(SINK_USER, SINK_PASSWORD), auth_require_tls=False)
+    env = mail_daemon(sink=sink, submission_username=SINK_USER, submission_password="not-the-password-5521")
+    addr = patient()
+    det = patient_mail_in(env, addr)
+    cid = det["conversation"]["id"]
+    env.api.claim(cid)
+    rid = env.api.reply(cid, "Waiting for the right password.")
+    wait_until(lambda: sink.auth_failures >= 2, 30, 0.2, "two submission attempts refused")
+    assert env.api.message(cid, rid)["delivery_status"] == "queued"
+    log = env.d.log_text()
+    assert "email.submission_username" in log and "not-the-password-5521" not in log
+
+
 def test_submission_refuses_cleartext_when_tls_required(make_sink, mail_daemon):
     sink = make_sink()  # offers no STARTTLS
     env = mail_daemon(sink=sink, submission_tls="starttls")

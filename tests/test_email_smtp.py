@@ -596,6 +596,25 @@ def test_auth_after_starttls(mail_daemon, mail_cert):
     assert texts == ["authenticated with LOGIN", "authenticated with PLAIN"], texts
 
 
+def test_authentication_results_claiming_our_authserv_id_are_removed(mail_daemon):
+    """A sender cannot forge our own verdict: Authentication-Results fields naming our authserv-id
+    (the hostname by default) are removed before the raw message is stored; others stay."""
+    env = mail_daemon()
+    addr = patient()
+    mid = f"<{uid()}@example.net>"
+    raw = build_mail(from_addr=addr, text="results please", message_id=mid)
+    # Ours (folded, upper-case) first, then another server's.
+    forged = (f"Authentication-Results: {SMTP_HOSTNAME.upper()};\r\n dkim=pass header.d=clinic.example\r\n"
+              "Authentication-Results: mx.example.net; spf=pass smtp.mailfrom=example.net\r\n").encode()
+    raw = forged + raw
+    assert_queued(smtp_send(env.port, addr, SUPPORT_ADDRESS, raw))
+    wait_email_conversation(env.api, addr, timeout=10)
+    [(stored,)] = mail.db_rows(env.d, "SELECT raw FROM inbound_journal WHERE channel = 'email'")
+    headers = bytes(stored).split(b"\r\n\r\n", 1)[0]
+    assert b"dkim=pass header.d=clinic.example" not in headers, headers
+    assert b"Authentication-Results: mx.example.net; spf=pass" in headers, headers
+
+
 # ---------------------------------------------------------------------------------------------
 # the store cannot commit
 

@@ -48,8 +48,12 @@ public struct MailTransportError: Error, Sendable, CustomStringConvertible, Equa
 
     /// A refusal that retrying will not fix: the server answered 5xx.
     public var isPermanent: Bool { responseCode >= 500 && responseCode < 600 }
-    /// Wrong credentials: an operator must act (retried meanwhile).
-    public var isLoginDenied: Bool { curlCode == Int(CURLE_LOGIN_DENIED.rawValue) }
+    /// Wrong or missing credentials: an operator must act (retried meanwhile). libcurl's own
+    /// code, or the SMTP replies that mean it: 530 authentication required, 534 mechanism too
+    /// weak, 535 credentials invalid, 538 encryption required for the mechanism.
+    public var isLoginDenied: Bool {
+        curlCode == Int(CURLE_LOGIN_DENIED.rawValue) || [530, 534, 535, 538].contains(responseCode)
+    }
     /// The UIDVALIDITY given in an IMAP URL no longer matches the mailbox.
     public var isUIDValidityMismatch: Bool { curlCode == Int(CURLE_REMOTE_FILE_NOT_FOUND.rawValue) && responseCode == 0 }
 }
