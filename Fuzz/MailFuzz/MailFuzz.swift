@@ -42,14 +42,17 @@ enum MailFuzz {
             }
         }
         if let html = mail.html {
-            // Inside tags only: the same words as text (escaped) are harmless.
+            // Tags and their attributes as a browser reads them: the same words as text, or
+            // inside a quoted attribute value, are harmless.
             for tag in tags(html) {
-                precondition(!tag.hasPrefix("<script") && !tag.hasPrefix("<iframe") && !tag.hasPrefix("<style"),
+                precondition(!["script", "iframe", "style", "object", "embed", "base", "meta", "form"].contains(tag.name),
                              "a dangerous element survived the sanitiser")
-                precondition(!tag.contains("javascript:") && !tag.contains("vbscript:") && !tag.contains("data:text"),
-                             "a script URL survived the sanitiser")
-                precondition(tag.range(of: #"\son[a-z]+\s*="#, options: .regularExpression) == nil,
-                             "an event-handler attribute survived the sanitiser")
+                for (name, value) in tag.attributes {
+                    precondition(!name.hasPrefix("on"), "an event-handler attribute survived the sanitiser")
+                    let url = String(value.unicodeScalars.filter { $0.value > 0x20 })
+                    precondition(!(url.hasPrefix("javascript:") || url.hasPrefix("vbscript:") || url.hasPrefix("data:text")),
+                                 "a script URL survived the sanitiser")
+                }
             }
         }
         if let subject = mail.subject {
@@ -57,20 +60,64 @@ enum MailFuzz {
         }
     }
 
-    /// Every `<…>` of sanitised HTML, lower-cased, entities left as they are.
-    static func tags(_ html: String) -> [String] {
-        var tags: [String] = []
-        var current: String?
-        for character in html.lowercased() {
-            if character == "<" {
-                current = "<"
-            } else if current != nil {
-                current!.append(character)
-                if character == ">" {
-                    tags.append(current!)
-                    current = nil
-                }
+    struct Tag {
+        var name: String
+        var attributes: [(name: String, value: String)]
+    }
+
+    /// The start tags of sanitised HTML, lower-cased, with their attributes (quoted values
+    /// read as a browser reads them; entities left as they are).
+    static func tags(_ html: String) -> [Tag] {
+        let scalars = Array(html.lowercased().unicodeScalars)
+        var tags: [Tag] = []
+        var index = 0
+        func isSpace(_ s: Unicode.Scalar) -> Bool { s == " " || s == "\t" || s == "\n" || s == "\r" || s == "\u{0C}" }
+        while index < scalars.count {
+            guard scalars[index] == "<", index + 1 < scalars.count, scalars[index + 1].properties.isAlphabetic else {
+                index += 1
+                continue
             }
+            index += 1
+            var name = ""
+            while index < scalars.count, !isSpace(scalars[index]), scalars[index] != ">", scalars[index] != "/" {
+                name.unicodeScalars.append(scalars[index])
+                index += 1
+            }
+            var attributes: [(name: String, value: String)] = []
+            while index < scalars.count, scalars[index] != ">" {
+                if isSpace(scalars[index]) || scalars[index] == "/" {
+                    index += 1
+                    continue
+                }
+                var attribute = ""
+                while index < scalars.count, !isSpace(scalars[index]), !["=", ">", "/"].contains(scalars[index]) {
+                    attribute.unicodeScalars.append(scalars[index])
+                    index += 1
+                }
+                if attribute.isEmpty { index += 1; continue }
+                while index < scalars.count, isSpace(scalars[index]) { index += 1 }
+                var value = ""
+                if index < scalars.count, scalars[index] == "=" {
+                    index += 1
+                    while index < scalars.count, isSpace(scalars[index]) { index += 1 }
+                    if index < scalars.count, scalars[index] == "\"" || scalars[index] == "'" {
+                        let quote = scalars[index]
+                        index += 1
+                        while index < scalars.count, scalars[index] != quote {
+                            value.unicodeScalars.append(scalars[index])
+                            index += 1
+                        }
+                        index += 1
+                    } else {
+                        while index < scalars.count, !isSpace(scalars[index]), scalars[index] != ">" {
+                            value.unicodeScalars.append(scalars[index])
+                            index += 1
+                        }
+                    }
+                }
+                attributes.append((attribute, value))
+            }
+            tags.append(Tag(name: name, attributes: attributes))
         }
         return tags
     }
