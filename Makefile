@@ -53,16 +53,20 @@ integration-test:
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/$(BIN) $(VENV)/bin/pytest -q tests
 
 # libFuzzer on the MIME parser and the SMTP session (Fuzz/MailFuzz), seeded with the golden
-# messages, for FUZZ_SECONDS. Its own build directory: the instrumented build never mixes
-# with the ordinary one. lld links it (gold fails on libFuzzer's objects); Swift's own
-# backtracer is off so that libFuzzer's crash handler saves the input. A crash leaves
-# crash-* in .build/fuzz/artifacts; replay it with `.build/debug/mail-fuzz [--show] FILE`.
-FUZZ_SECONDS ?= 60
+# messages. Deterministic: a fixed seed, a fixed number of runs (FUZZ_RUNS, about a minute
+# here) and a fresh corpus, so that CI sees exactly what a developer saw; `make fuzz
+# FUZZ_RUNS=-1 FUZZ_SEED=0` fuzzes until stopped with a random seed. Its own build
+# directory: the instrumented build never mixes with the ordinary one. lld links it (gold
+# fails on libFuzzer's objects); Swift's backtracer is off so that libFuzzer's crash handler
+# saves the input: crash-* in .build/fuzz/artifacts, replayed with
+# `.build/debug/mail-fuzz [--show] FILE`.
+FUZZ_RUNS ?= 100000
+FUZZ_SEED ?= 1
 fuzz:
 	$(SWIFT) build -c release --product mail-fuzz --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING -Xswiftc -use-ld=lld
-	@mkdir -p .build/fuzz/corpus .build/fuzz/artifacts
-	SWIFT_BACKTRACE=enable=no .build/fuzz/release/mail-fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-	  -print_final_stats=1 -artifact_prefix=.build/fuzz/artifacts/ .build/fuzz/corpus Tests/SwitchboardMailTests/Golden
+	@rm -rf .build/fuzz/corpus && mkdir -p .build/fuzz/corpus .build/fuzz/artifacts
+	SWIFT_BACKTRACE=enable=no .build/fuzz/release/mail-fuzz -runs=$(FUZZ_RUNS) -seed=$(FUZZ_SEED) -max_len=65536 -timeout=10 \
+	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=.build/fuzz/artifacts/ .build/fuzz/corpus Tests/SwitchboardMailTests/Golden
 
 # Postfix for the SMTP benchmark (its smtp-source, and a private instance to compare with):
 # preseeded to "No configuration" so the package writes no /etc/postfix/main.cf and starts nothing.
