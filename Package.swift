@@ -44,6 +44,9 @@ let package = Package(
         // Optimised even in debug builds: the daemon trains it at start, and unoptimised
         // string handling made that take seconds per start (and the black-box suite minutes).
         .target(name: "SwitchboardTriage", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        // The web chat's wire protocol (frames, visitor tokens, identity hashes, rate
+        // limits), free of I/O.
+        .target(name: "SwitchboardChat", dependencies: ["SwitchboardCore", .product(name: "Crypto", package: "swift-crypto")]),
         // The router: who answers which conversation, and when (offers, capacity, SLA).
         // Pure and clock-free, so whole days of routing are simulated in tests. Optimised in
         // debug too: its benchmark and the black-box suite route thousands of conversations.
@@ -76,6 +79,7 @@ let package = Package(
                 "SwitchboardCore", "SwitchboardRouting",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
             ]
         ),
         // The daemon's parts: HTTP routes, the agent API, the outbox, metrics, lifecycle.
@@ -83,7 +87,7 @@ let package = Package(
             name: "SwitchboardServer",
             dependencies: [
                 "SwitchboardCore", "SwitchboardConfig", "SwitchboardStore", "SwitchboardSMS", "SwitchboardTriage", "SwitchboardRules",
-                "SwitchboardRouting", "SwitchboardMail", "SwitchboardMailTransport",
+                "SwitchboardRouting", "SwitchboardMail", "SwitchboardMailTransport", "SwitchboardChat",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -96,7 +100,10 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-            ]
+            ],
+            // The chat widget and the agent console, compiled into the binary: nothing to
+            // install beside it.
+            resources: ["widget.js", "demo.html", "console.html", "console.js", "console.css"].map { .embedInCode("Web/\($0)") }
         ),
         .executableTarget(
             name: "switchboardd",
@@ -126,6 +133,7 @@ let package = Package(
         .executableTarget(name: "routing-bench", dependencies: ["SwitchboardRouting", "SwitchboardCore"], path: "Benchmarks/RoutingBench"),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SwitchboardSMSTests", dependencies: ["SwitchboardSMS"]),
+        .testTarget(name: "SwitchboardChatTests", dependencies: ["SwitchboardChat"]),
         .testTarget(name: "SwitchboardMailTests", dependencies: ["SwitchboardMail", "SwitchboardMailTransport"], exclude: ["Golden"]),
         .testTarget(name: "SwitchboardTriageTests", dependencies: ["SwitchboardTriage"]),
         .testTarget(name: "SwitchboardRulesTests", dependencies: ["SwitchboardRules"]),

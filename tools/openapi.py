@@ -770,6 +770,8 @@ paths["/api/v1/conversations"] = {"get": op(
         {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": ["open", "pending", "snoozed", "resolved", "any"], "default": "open"}},
         {"name": "assignee", "in": "query", "required": False, "schema": {"type": "string", "enum": ["me", "unassigned", "any"], "default": "any"}},
         {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+        {"name": "contact_id", "in": "query", "required": False, "description": "Only this patient's conversations (their history across channels).",
+         "schema": {"type": "string", "maxLength": 64}},
     ])}
 
 paths["/api/v1/conversations/{id}"] = {"get": op(
@@ -945,6 +947,67 @@ paths["/api/v1/events"] = {"get": op(
                   "description": "Replay events after this seq (a whole number, 0 or more; anything else closes with 4400).",
                   "schema": {"type": "integer", "format": "int64", "minimum": 0}}])}
 
+# ---------------------------------------------------------------- console sign-in
+
+schemas["SessionRequest"] = {"oneOf": [
+    {"type": "object", "required": ["email", "password"], "additionalProperties": False,
+     "properties": {"email": {"type": "string", "maxLength": 254}, "password": {"type": "string", "maxLength": 1024}}},
+    {"type": "object", "required": ["token"], "additionalProperties": False, "properties": {"token": {"type": "string"}}}]}
+schemas["Session"] = {"type": "object", "required": ["agent"], "properties": {
+    "agent": {"type": "object", "required": ["id", "name", "email", "role", "teams"], "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"}, "email": {"type": "string"},
+        "role": {"type": "string", "enum": ["agent", "supervisor", "admin"]}, "teams": {"type": "array", "items": {"type": "string"}}}},
+    "csrf_token": {"type": "string", "description": "Echo it in `X-CSRF-Token` on every POST, PUT, PATCH and DELETE made with the session cookie. Absent for a bearer token."}}}
+
+paths["/api/v1/session"] = {
+    "post": op(
+        "signIn", "Sign in to the console", "console",
+        {"201": {"description": "Signed in. `Set-Cookie: sb_session=…; Path=/; HttpOnly; SameSite=Strict` (and `Secure` behind a TLS proxy). The cookie authenticates later requests instead of a bearer token; unsafe methods must also send `X-CSRF-Token`.",
+                 "content": {"application/json": {"schema": s("Session")}}},
+         "400": resp("BadRequest"),
+         "401": err("`sign_in_failed`: the email and password (or token) do not match an active agent. The same answer whichever was wrong."),
+         "415": resp("UnsupportedMediaType"),
+         "429": err("`too_many_attempts`: 10 failed sign-ins from this address in 5 minutes.", RETRY_AFTER)},
+        description="Email and password (set with `switchboard agent set-password`), or an API token. Sessions end after `chat.console_idle_timeout_seconds` without a request, on sign-out, on a password change and when the agent is deactivated.",
+        body=json_body(s("SessionRequest"), example={"email": "ana@example.org", "password": "correct horse battery"}), security=[]),
+    "get": op(
+        "getSession", "Who is signed in", "console",
+        api({"200": ok_json("The agent, and the CSRF token when the request came with the session cookie.", s("Session"))})),
+    "delete": op(
+        "signOut", "Sign out", "console",
+        api({"204": {"description": "The session is deleted and the cookie cleared."}, "403": err("`csrf`: X-CSRF-Token is missing or wrong.")})),
+}
+
+paths["/api/v1/conversations/{id}/typing"] = {"post": op(
+    "setTyping", "Tell a chat patient the agent is typing", "conversations",
+    api({"204": {"description": "The patient's open chat widgets show (or stop showing) \"typing…\". Nothing is stored."},
+         "400": resp("BadRequest"), "404": resp("NotFound"), "415": resp("UnsupportedMediaType")}),
+    parameters_=CONV_PARAM,
+    body=json_body({"type": "object", "required": ["active"], "properties": {"active": {"type": "boolean"}}}, example={"active": True}))}
+
+# ---------------------------------------------------------------- web chat and the console's files
+
+paths["/chat"] = {"get": op(
+    "chatSocket", "Web chat (WebSocket)", "webchat",
+    {"101": {"description": "Switching protocols: the chat socket is open. The protocol (hello/welcome, message/ack, resume by sequence number, typing, read, queue, errors, close codes) is channels/webchat/PROTOCOL.md."},
+     "426": err("`upgrade_required`: the request has no WebSocket upgrade.",
+                {"Upgrade": {"description": "`websocket`", "schema": {"type": "string", "const": "websocket"}}})},
+    description="No bearer token: visitors are anonymous (a signed visitor token) or identified by the embedding site's HMAC. The page's Origin must be allowed (`chat.allowed_origins`).",
+    security=[])}
+
+for path, op_id, summary, media in [
+        ("/widget.js", "getWidgetScript", "The chat widget script", "text/javascript; charset=utf-8"),
+        ("/widget/demo", "getWidgetDemo", "A page showing the chat widget", "text/html; charset=utf-8"),
+        ("/console", "getConsole", "The agent console", "text/html; charset=utf-8"),
+        ("/console/console.js", "getConsoleScript", "The agent console's script", "text/javascript; charset=utf-8"),
+        ("/console/console.css", "getConsoleStyles", "The agent console's styles", "text/css; charset=utf-8")]:
+    paths[path] = {"get": op(
+        op_id, summary, "webchat",
+        {"200": {"description": "The file, with a strong ETag, `X-Content-Type-Options: nosniff`; HTML pages also carry a Content-Security-Policy allowing only this server's scripts and styles, and `X-Frame-Options: DENY`.",
+                 "content": {media: {"schema": {"type": "string"}}}},
+         "304": {"description": "Not modified (If-None-Match matched the ETag)."}},
+        security=[])}
+
 # ---------------------------------------------------------------- document
 
 document = {
@@ -965,6 +1028,8 @@ document = {
         {"name": "routing", "description": "Presence, offers, transfers, notes, the routing log and queue position."},
         {"name": "administration", "description": "Agents and teams (supervisor and admin roles)."},
         {"name": "events", "description": "The live event stream."},
+        {"name": "console", "description": "Signing in to the agent console (a session cookie instead of a bearer token)."},
+        {"name": "webchat", "description": "The patients' chat socket and the files browsers load (widget, console); no bearer token."},
     ],
     "security": [{"bearerAuth": []}],
     "paths": paths,

@@ -189,6 +189,26 @@ public struct SwitchboardConfiguration: Sendable {
         }
     }
 
+    /// Web chat (`/chat`, `/widget.js`) and the agent console (`/console`).
+    public struct Chat: Sendable {
+        public var enabled = true
+        /// Origins (scheme://host[:port]) whose pages may open `/chat`; empty: only pages the
+        /// daemon serves itself (same origin); "*": any.
+        public var allowedOrigins: [String] = []
+        public var visitorTokenSecret: Secret?
+        public var identitySecret: Secret?
+        public var maxMessageCharacters = 4000
+        public var maxFrameBytes = 16_384
+        public var messagesPerMinute = 20
+        public var messageBurst = 5
+        public var helloTimeoutSeconds: Int64 = 10
+        public var idleTimeoutSeconds: Int64 = 1800
+        public var maxConnections = 10_000
+        public var reopenWindowSeconds: Int64 = 86_400
+        /// Console sign-in sessions end after this long without a request.
+        public var consoleIdleTimeoutSeconds: Int64 = 1800
+    }
+
     public var http = HTTP()
     public var store = Store()
     public var log = Log()
@@ -202,6 +222,7 @@ public struct SwitchboardConfiguration: Sendable {
     public var routing = Routing()
     public var events = Events()
     public var email = Email()
+    public var chat = Chat()
 
     public init() {}
 
@@ -408,6 +429,56 @@ public struct SwitchboardConfiguration: Sendable {
         },
         Key("events.ping_interval_seconds", "30") { config, value in
             config.events.pingIntervalSeconds = try Int64(key: "events.ping_interval_seconds", value, in: 5...600)
+        },
+        Key("chat.enabled", "true") { config, value in config.chat.enabled = try bool(key: "chat.enabled", value) },
+        Key("chat.allowed_origins", "") { config, value in
+            let origins = try list(key: "chat.allowed_origins", value)
+            for origin in origins where origin != "*" {
+                guard let url = URL(string: origin), ["http", "https"].contains(url.scheme ?? ""), url.host != nil,
+                      url.path.isEmpty, url.query == nil else {
+                    throw Problem(key: "chat.allowed_origins", reason: "each origin must be scheme://host[:port] (no path), or *")
+                }
+            }
+            config.chat.allowedOrigins = origins.map { $0 == "*" ? $0 : $0.lowercased() }
+        },
+        Key("chat.visitor_token_secret", "", secret: true) { config, value in
+            guard value.isEmpty || value.utf8.count >= 32 else {
+                throw Problem(key: "chat.visitor_token_secret", reason: "must be at least 32 characters")
+            }
+            config.chat.visitorTokenSecret = value.isEmpty ? nil : Secret(value)
+        },
+        Key("chat.identity_secret", "", secret: true) { config, value in
+            guard value.isEmpty || value.utf8.count >= 32 else {
+                throw Problem(key: "chat.identity_secret", reason: "must be at least 32 characters")
+            }
+            config.chat.identitySecret = value.isEmpty ? nil : Secret(value)
+        },
+        Key("chat.max_message_characters", "4000") { config, value in
+            config.chat.maxMessageCharacters = try Int(key: "chat.max_message_characters", value, in: 1...100_000)
+        },
+        Key("chat.max_frame_bytes", "16384") { config, value in
+            config.chat.maxFrameBytes = try Int(key: "chat.max_frame_bytes", value, in: 1024...1_048_576)
+        },
+        Key("chat.messages_per_minute", "20") { config, value in
+            config.chat.messagesPerMinute = try Int(key: "chat.messages_per_minute", value, in: 1...10_000)
+        },
+        Key("chat.message_burst", "5") { config, value in
+            config.chat.messageBurst = try Int(key: "chat.message_burst", value, in: 1...10_000)
+        },
+        Key("chat.hello_timeout_seconds", "10") { config, value in
+            config.chat.helloTimeoutSeconds = try Int64(key: "chat.hello_timeout_seconds", value, in: 1...300)
+        },
+        Key("chat.idle_timeout_seconds", "1800") { config, value in
+            config.chat.idleTimeoutSeconds = try Int64(key: "chat.idle_timeout_seconds", value, in: 5...86_400)
+        },
+        Key("chat.max_connections", "10000") { config, value in
+            config.chat.maxConnections = try Int(key: "chat.max_connections", value, in: 1...1_000_000)
+        },
+        Key("chat.reopen_window_seconds", "86400") { config, value in
+            config.chat.reopenWindowSeconds = try Int64(key: "chat.reopen_window_seconds", value, in: 0...(365 * 86_400))
+        },
+        Key("chat.console_idle_timeout_seconds", "1800") { config, value in
+            config.chat.consoleIdleTimeoutSeconds = try Int64(key: "chat.console_idle_timeout_seconds", value, in: 60...86_400)
         },
         Key("email.smtp_host", "127.0.0.1") { config, value in
             guard !value.isEmpty else { throw Problem(key: "email.smtp_host", reason: "must not be empty") }

@@ -13,6 +13,8 @@ struct ConversationsController {
     let store: SwitchboardStore
     let sms: SwitchboardConfiguration.SMS
     let outboxWake: WakeSignal
+    /// Tells a chat patient's widget that the agent is typing (nothing is stored).
+    let chatHub: ChatHub
 
     /// Longest reply an agent may send, in UTF-8 bytes.
     static let maxReplyBytes = 32 * 1024
@@ -37,6 +39,17 @@ struct ConversationsController {
         }
         group.post("conversations/:id/messages") { request, context in try await reply(request, context) }
         group.get("conversations/:id/attachments/:attachment") { _, context in try await attachment(context) }
+        group.post("conversations/:id/typing") { request, context in
+            let agent = try context.requireAgent()
+            let id = try Self.id(context)
+            let object = try await request.jsonObject(limit: 1024)
+            guard let value = object["active"], let active = RoutingController.strict(Bool.self, value) else {
+                throw APIError.badRequest("field active must be true or false")
+            }
+            try await store.checkAccess(conversationID: id, by: agent, sourceAddress: context.sourceAddress)
+            chatHub.agentTyping(conversationID: id, active: active)
+            return Response(status: .noContent)
+        }
     }
 
     /// An attachment's bytes, always as a download: a patient's file is never rendered in
@@ -102,7 +115,12 @@ struct ConversationsController {
             }
             limit = value
         }
-        let conversations = try await store.listConversations(for: agent, status: status, assignee: assignee, limit: limit)
+        let contactID = query.get("contact_id")
+        if let contactID, contactID.isEmpty || contactID.utf8.count > 64 {
+            throw APIError.badRequest("query parameter contact_id must be a contact id")
+        }
+        let conversations = try await store.listConversations(for: agent, status: status, assignee: assignee, contactID: contactID,
+                                                              limit: limit)
         return JSON.response(["conversations": conversations.map(ConversationJSON.init)])
     }
 

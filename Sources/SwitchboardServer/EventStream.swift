@@ -45,7 +45,8 @@ final class EventHub: Sendable {
 /// "at":…,"data":{…}}`. Event data holds ids and states only — never message text or
 /// contact details, which are read through the audited API.
 /// Close codes: 4401 missing or invalid token, 4400 bad `after`, 1000 server shutting down.
-/// The token comes from the `Authorization: Bearer` header.
+/// The token comes from the `Authorization: Bearer` header, or the console's session cookie
+/// (then only from the daemon's own origin).
 struct EventStreamController {
     let store: SwitchboardStore
     let hub: EventHub
@@ -72,7 +73,14 @@ struct EventStreamController {
         let uri = URI(head.path ?? "")
         guard uri.path == Self.path, head.method == .get else { return .dontUpgrade }
         let sourceAddress = channel.remoteAddress?.ipAddress
-        let agent = try? await auth.authenticate(head.headerFields, logger: logger, sourceAddress: sourceAddress)
+        var authenticated = try? await auth.authenticate(head.headerFields, logger: logger, sourceAddress: sourceAddress)
+        // A console session's cookie rides along on any page's WebSocket: only the daemon's
+        // own pages may use it here (cross-site WebSocket hijacking).
+        if head.headerFields[.authorization] == nil,
+           !ChatController.originAllowed(head.headerFields[.origin], host: head.authority, allowed: []) {
+            authenticated = nil
+        }
+        let agent = authenticated
         let afterText = uri.queryParameters.get("after")
         return .upgrade([:]) { inbound, outbound, context in
             guard let agent else {

@@ -103,14 +103,23 @@ struct DrainMiddleware: RouterMiddleware {
 
 /// `Authorization: Bearer <token>` → the agent, or 401. Tokens are compared by digest in
 /// the store; the token itself is never logged.
+/// Authenticates API requests: a bearer token (scripts, integrations), or the console's
+/// session cookie. A cookie is sent by the browser on its own, so with one every unsafe
+/// method (POST, PUT, PATCH, DELETE) must also carry the session's `X-CSRF-Token` —
+/// another site can make the browser send the cookie but cannot read the token.
 struct BearerAuthMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let store: SwitchboardStore
+    /// Console sessions end after this long without a request.
+    var sessionIdleSeconds: Int64 = 1800
     /// Told of every authenticated request (the router's idle timeout counts API use as activity).
     var onActivity: @Sendable (String) async -> Void = { _ in }
 
+    static let cookieName = "sb_session"
+    static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let agent = try await authenticate(request.headers, logger: context.logger, sourceAddress: context.sourceAddress)
+        let agent = try await authenticate(request.headers, method: request.method, logger: context.logger, sourceAddress: context.sourceAddress)
         await onActivity(agent.id)
         var context = context
         context.agent = agent
@@ -118,8 +127,22 @@ struct BearerAuthMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// The agent holding the request's bearer token, or a 401 naming what is wrong.
-    func authenticate(_ headers: HTTPFields, logger: Logger, sourceAddress: String?) async throws -> Agent {
+    /// The agent holding the request's bearer token or console session, or a 401 (403 for
+    /// a missing CSRF token) naming what is wrong.
+    func authenticate(_ headers: HTTPFields, method: HTTPRequest.Method = .get, logger: Logger, sourceAddress: String?) async throws -> Agent {
+        if headers[.authorization] == nil, let session = Self.cookie(Self.cookieName, in: headers) {
+            guard let found = try await store.consoleSession(token: session, idleSeconds: sessionIdleSeconds) else {
+                throw APIError(.unauthorized, code: "session_expired", "the console session ended; sign in again")
+            }
+            if ![.get, .head, .options].contains(method) {
+                guard let given = headers[Self.csrfHeader], Self.constantTimeEqual(given, found.csrfToken) else {
+                    logger.warning("console request without a valid CSRF token refused", metadata: [
+                        "agent.id": "\(found.agent.id)", "source.address": "\(sourceAddress ?? "-")"])
+                    throw APIError(.forbidden, code: "csrf", "X-CSRF-Token is missing or wrong (the console sends it; scripts use a bearer token)")
+                }
+            }
+            return found.agent
+        }
         guard let header = headers[.authorization], header.count > 7,
               header.prefix(7).lowercased() == "bearer " else {
             throw APIError(.unauthorized, code: "unauthorized", "missing bearer token",
@@ -132,6 +155,27 @@ struct BearerAuthMiddleware: RouterMiddleware {
                            headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
         }
         return agent
+    }
+
+    /// A cookie's value from the Cookie header(s).
+    static func cookie(_ name: String, in headers: HTTPFields) -> String? {
+        for header in headers[values: .cookie] {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
+                    return parts[1].trimmingCharacters(in: .whitespaces)
+                }
+            }
+        }
+        return nil
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var difference: UInt8 = 0
+        for index in x.indices { difference |= x[index] ^ y[index] }
+        return difference == 0
     }
 }
 

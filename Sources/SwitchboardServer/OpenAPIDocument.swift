@@ -40,6 +40,14 @@ enum OpenAPIDocument {
     {
       "name": "events",
       "description": "The live event stream."
+    },
+    {
+      "name": "console",
+      "description": "Signing in to the agent console (a session cookie instead of a bearer token)."
+    },
+    {
+      "name": "webchat",
+      "description": "The patients' chat socket and the files browsers load (widget, console); no bearer token."
     }
   ],
   "security": [
@@ -867,6 +875,16 @@ enum OpenAPIDocument {
               "minimum": 1,
               "maximum": 500,
               "default": 100
+            }
+          },
+          {
+            "name": "contact_id",
+            "in": "query",
+            "required": false,
+            "description": "Only this patient's conversations (their history across channels).",
+            "schema": {
+              "type": "string",
+              "maxLength": 64
             }
           }
         ],
@@ -1962,6 +1980,342 @@ enum OpenAPIDocument {
             }
           }
         }
+      }
+    },
+    "/api/v1/session": {
+      "post": {
+        "operationId": "signIn",
+        "summary": "Sign in to the console",
+        "tags": [
+          "console"
+        ],
+        "description": "Email and password (set with `switchboard agent set-password`), or an API token. Sessions end after `chat.console_idle_timeout_seconds` without a request, on sign-out, on a password change and when the agent is deactivated.",
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "\u0023/components/schemas/SessionRequest"
+              },
+              "example": {
+                "email": "ana@example.org",
+                "password": "correct horse battery"
+              }
+            }
+          }
+        },
+        "responses": {
+          "201": {
+            "description": "Signed in. `Set-Cookie: sb_session=…; Path=/; HttpOnly; SameSite=Strict` (and `Secure` behind a TLS proxy). The cookie authenticates later requests instead of a bearer token; unsafe methods must also send `X-CSRF-Token`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "\u0023/components/schemas/Session"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "\u0023/components/responses/BadRequest"
+          },
+          "401": {
+            "description": "`sign_in_failed`: the email and password (or token) do not match an active agent. The same answer whichever was wrong.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "\u0023/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "415": {
+            "$ref": "\u0023/components/responses/UnsupportedMediaType"
+          },
+          "429": {
+            "description": "`too_many_attempts`: 10 failed sign-ins from this address in 5 minutes.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "\u0023/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Retry-After": {
+                "$ref": "\u0023/components/headers/RetryAfter"
+              }
+            }
+          }
+        },
+        "security": []
+      },
+      "get": {
+        "operationId": "getSession",
+        "summary": "Who is signed in",
+        "tags": [
+          "console"
+        ],
+        "responses": {
+          "200": {
+            "description": "The agent, and the CSRF token when the request came with the session cookie.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "\u0023/components/schemas/Session"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "\u0023/components/responses/Unauthorized"
+          },
+          "500": {
+            "$ref": "\u0023/components/responses/InternalError"
+          }
+        }
+      },
+      "delete": {
+        "operationId": "signOut",
+        "summary": "Sign out",
+        "tags": [
+          "console"
+        ],
+        "responses": {
+          "204": {
+            "description": "The session is deleted and the cookie cleared."
+          },
+          "403": {
+            "description": "`csrf`: X-CSRF-Token is missing or wrong.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "\u0023/components/schemas/Error"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "\u0023/components/responses/Unauthorized"
+          },
+          "500": {
+            "$ref": "\u0023/components/responses/InternalError"
+          }
+        }
+      }
+    },
+    "/api/v1/conversations/{id}/typing": {
+      "post": {
+        "operationId": "setTyping",
+        "summary": "Tell a chat patient the agent is typing",
+        "tags": [
+          "conversations"
+        ],
+        "parameters": [
+          {
+            "$ref": "\u0023/components/parameters/ConversationId"
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "required": [
+                  "active"
+                ],
+                "properties": {
+                  "active": {
+                    "type": "boolean"
+                  }
+                }
+              },
+              "example": {
+                "active": true
+              }
+            }
+          }
+        },
+        "responses": {
+          "204": {
+            "description": "The patient's open chat widgets show (or stop showing) \"typing…\". Nothing is stored."
+          },
+          "400": {
+            "$ref": "\u0023/components/responses/BadRequest"
+          },
+          "404": {
+            "$ref": "\u0023/components/responses/NotFound"
+          },
+          "415": {
+            "$ref": "\u0023/components/responses/UnsupportedMediaType"
+          },
+          "401": {
+            "$ref": "\u0023/components/responses/Unauthorized"
+          },
+          "500": {
+            "$ref": "\u0023/components/responses/InternalError"
+          }
+        }
+      }
+    },
+    "/chat": {
+      "get": {
+        "operationId": "chatSocket",
+        "summary": "Web chat (WebSocket)",
+        "tags": [
+          "webchat"
+        ],
+        "description": "No bearer token: visitors are anonymous (a signed visitor token) or identified by the embedding site's HMAC. The page's Origin must be allowed (`chat.allowed_origins`).",
+        "responses": {
+          "101": {
+            "description": "Switching protocols: the chat socket is open. The protocol (hello/welcome, message/ack, resume by sequence number, typing, read, queue, errors, close codes) is channels/webchat/PROTOCOL.md."
+          },
+          "426": {
+            "description": "`upgrade_required`: the request has no WebSocket upgrade.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "\u0023/components/schemas/Error"
+                }
+              }
+            },
+            "headers": {
+              "Upgrade": {
+                "description": "`websocket`",
+                "schema": {
+                  "type": "string",
+                  "const": "websocket"
+                }
+              }
+            }
+          }
+        },
+        "security": []
+      }
+    },
+    "/widget.js": {
+      "get": {
+        "operationId": "getWidgetScript",
+        "summary": "The chat widget script",
+        "tags": [
+          "webchat"
+        ],
+        "responses": {
+          "200": {
+            "description": "The file, with a strong ETag, `X-Content-Type-Options: nosniff`; HTML pages also carry a Content-Security-Policy allowing only this server's scripts and styles, and `X-Frame-Options: DENY`.",
+            "content": {
+              "text/javascript; charset=utf-8": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "304": {
+            "description": "Not modified (If-None-Match matched the ETag)."
+          }
+        },
+        "security": []
+      }
+    },
+    "/widget/demo": {
+      "get": {
+        "operationId": "getWidgetDemo",
+        "summary": "A page showing the chat widget",
+        "tags": [
+          "webchat"
+        ],
+        "responses": {
+          "200": {
+            "description": "The file, with a strong ETag, `X-Content-Type-Options: nosniff`; HTML pages also carry a Content-Security-Policy allowing only this server's scripts and styles, and `X-Frame-Options: DENY`.",
+            "content": {
+              "text/html; charset=utf-8": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "304": {
+            "description": "Not modified (If-None-Match matched the ETag)."
+          }
+        },
+        "security": []
+      }
+    },
+    "/console": {
+      "get": {
+        "operationId": "getConsole",
+        "summary": "The agent console",
+        "tags": [
+          "webchat"
+        ],
+        "responses": {
+          "200": {
+            "description": "The file, with a strong ETag, `X-Content-Type-Options: nosniff`; HTML pages also carry a Content-Security-Policy allowing only this server's scripts and styles, and `X-Frame-Options: DENY`.",
+            "content": {
+              "text/html; charset=utf-8": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "304": {
+            "description": "Not modified (If-None-Match matched the ETag)."
+          }
+        },
+        "security": []
+      }
+    },
+    "/console/console.js": {
+      "get": {
+        "operationId": "getConsoleScript",
+        "summary": "The agent console's script",
+        "tags": [
+          "webchat"
+        ],
+        "responses": {
+          "200": {
+            "description": "The file, with a strong ETag, `X-Content-Type-Options: nosniff`; HTML pages also carry a Content-Security-Policy allowing only this server's scripts and styles, and `X-Frame-Options: DENY`.",
+            "content": {
+              "text/javascript; charset=utf-8": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "304": {
+            "description": "Not modified (If-None-Match matched the ETag)."
+          }
+        },
+        "security": []
+      }
+    },
+    "/console/console.css": {
+      "get": {
+        "operationId": "getConsoleStyles",
+        "summary": "The agent console's styles",
+        "tags": [
+          "webchat"
+        ],
+        "responses": {
+          "200": {
+            "description": "The file, with a strong ETag, `X-Content-Type-Options: nosniff`; HTML pages also carry a Content-Security-Policy allowing only this server's scripts and styles, and `X-Frame-Options: DENY`.",
+            "content": {
+              "text/css; charset=utf-8": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "304": {
+            "description": "Not modified (If-None-Match matched the ETag)."
+          }
+        },
+        "security": []
       }
     }
   },
@@ -3377,6 +3731,87 @@ enum OpenAPIDocument {
         },
         "additionalProperties": {
           "type": "string"
+        }
+      },
+      "SessionRequest": {
+        "oneOf": [
+          {
+            "type": "object",
+            "required": [
+              "email",
+              "password"
+            ],
+            "additionalProperties": false,
+            "properties": {
+              "email": {
+                "type": "string",
+                "maxLength": 254
+              },
+              "password": {
+                "type": "string",
+                "maxLength": 1024
+              }
+            }
+          },
+          {
+            "type": "object",
+            "required": [
+              "token"
+            ],
+            "additionalProperties": false,
+            "properties": {
+              "token": {
+                "type": "string"
+              }
+            }
+          }
+        ]
+      },
+      "Session": {
+        "type": "object",
+        "required": [
+          "agent"
+        ],
+        "properties": {
+          "agent": {
+            "type": "object",
+            "required": [
+              "id",
+              "name",
+              "email",
+              "role",
+              "teams"
+            ],
+            "properties": {
+              "id": {
+                "type": "string"
+              },
+              "name": {
+                "type": "string"
+              },
+              "email": {
+                "type": "string"
+              },
+              "role": {
+                "type": "string",
+                "enum": [
+                  "agent",
+                  "supervisor",
+                  "admin"
+                ]
+              },
+              "teams": {
+                "type": "array",
+                "items": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "csrf_token": {
+            "type": "string",
+            "description": "Echo it in `X-CSRF-Token` on every POST, PUT, PATCH and DELETE made with the session cookie. Absent for a bearer token."
+          }
         }
       }
     },

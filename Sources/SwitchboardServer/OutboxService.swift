@@ -50,7 +50,7 @@ public struct OutboxService: Service, CustomStringConvertible {
 
     /// Channels whose egress is configured. Items of other channels wait in the outbox.
     var deliverableChannels: [SwitchboardCore.Channel] {
-        var channels: [SwitchboardCore.Channel] = []
+        var channels: [SwitchboardCore.Channel] = [.chat]
         if configuration.portal.outboundURL != nil && configuration.portal.effectiveOutboundSecret != nil { channels.append(.portal) }
         if configuration.twilio.outboundEnabled || configuration.kannel.outboundEnabled { channels.append(.sms) }
         if configuration.email.outboundEnabled { channels.append(.email) }
@@ -58,8 +58,8 @@ public struct OutboxService: Service, CustomStringConvertible {
     }
 
     public func run() async throws {
-        if deliverableChannels.isEmpty {
-            logger.notice("outbox has no configured egress; replies wait until one is configured",
+        if deliverableChannels == [.chat] {
+            logger.notice("outbox has no configured egress besides web chat; other replies wait until one is configured",
                           metadata: ["missing": "portal.outbound_url, twilio, kannel or email.submission_url"])
         }
         let inFlight = InFlightConversations()
@@ -119,7 +119,10 @@ public struct OutboxService: Service, CustomStringConvertible {
             case .email:
                 outcome = await EmailEgress(email: configuration.email, store: store).send(item, now: now)
             case .chat:
-                outcome = .retry(reason: "no egress for channel \(item.channel.rawValue)", retryAfterSeconds: nil)
+                // A chat reply is in the visitor's stream once committed: open widgets are
+                // woken by its event, a closed one receives it on return. It is `sent` now and
+                // `delivered` when the widget acknowledges it (`received`).
+                outcome = .delivered(status: .sent, externalID: nil)
             }
             switch outcome {
             case .delivered(let status, let externalID):

@@ -81,4 +81,14 @@ public struct SwitchboardMetrics: Sendable {
     func imapPoll(outcome: String) {
         Counter(label: "switchboard_imap_polls_total", dimensions: [("outcome", outcome)]).increment()
     }
+
+    func chatConnections(_ count: Int) {
+        Gauge(label: "switchboard_chat_connections").record(count)
+    }
+
+    /// Chat frames refused or connections closed, by reason: bad_frame | rate_limited |
+    /// too_long | origin | identity | token | hello_timeout | idle | capacity | store.
+    func chatRefused(reason: String) {
+        Counter(label: "switchboard_chat_refusals_total", dimensions: [("reason", reason)]).increment()
+    }
 }

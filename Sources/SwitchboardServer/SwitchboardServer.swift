@@ -75,15 +75,21 @@ public func buildApplication(_ dependencies: SwitchboardDependencies) -> some Ap
     let readiness = dependencies.readiness
     let onListening = dependencies.onListening
     let events = parts.events
+    let chat = parts.chat
     return Application(
         router: parts.router,
         server: HTTPServerBuilder { responder in
             ShutdownAwareChannel(HTTP1WebSocketUpgradeChannel(
                 responder: responder,
-                configuration: .init(ws: .init(maxFrameSize: 1 << 14,
+                configuration: .init(ws: .init(maxFrameSize: max(1 << 14, configuration.chat.maxFrameBytes),
                                                autoPing: .enabled(timePeriod: .seconds(configuration.events.pingIntervalSeconds)),
                                                closeTimeout: .seconds(5))),
-                shouldUpgrade: { head, channel, logger in try await events.shouldUpgrade(head, channel: channel, logger: logger) }))
+                shouldUpgrade: { head, channel, logger in
+                    if let chat, URI(head.path ?? "").path == ChatController.path, head.method == .get {
+                        return chat.upgrade(head, channel: channel, logger: logger)
+                    }
+                    return try await events.shouldUpgrade(head, channel: channel, logger: logger)
+                }))
         },
         configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port),
                              serverName: "switchboard"),
@@ -100,6 +106,8 @@ public func buildApplication(_ dependencies: SwitchboardDependencies) -> some Ap
 struct AssembledServer {
     let router: Router<AppRequestContext>
     let events: EventStreamController
+    /// nil when `chat.enabled` is false.
+    let chat: ChatController?
     let services: [any Service]
 }
 
@@ -153,15 +161,22 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
         .register(on: router)
 
     let routerService = RouterService(store: store, configuration: configuration, metrics: metrics, logger: dependencies.logger)
-    let auth = BearerAuthMiddleware(store: store) { agentID in await routerService.touch(agent: agentID) }
+    let auth = BearerAuthMiddleware(store: store, sessionIdleSeconds: configuration.chat.consoleIdleTimeoutSeconds) { agentID in
+        await routerService.touch(agent: agentID)
+    }
     let hub = EventHub()
-    let eventsObservation = store.observeCommits(to: "events") { hub.notify() }
+    let chatHub = ChatHub()
+    let eventsObservation = store.observeCommits(to: "events") {
+        hub.notify()
+        chatHub.eventsCommitted.signal()
+    }
     let events = EventStreamController(store: store, hub: hub, auth: auth, router: routerService, metrics: metrics)
     events.register(http: router)
 
     let api = router.group("api/v1").add(middleware: auth)
-    ConversationsController(store: store, sms: configuration.sms, outboxWake: wake).register(on: api)
+    ConversationsController(store: store, sms: configuration.sms, outboxWake: wake, chatHub: chatHub).register(on: api)
     RoutingController(store: store, router: routerService).register(on: api)
+    SessionController(store: store, auth: auth).register(on: router, api: api)
 
     let outbox = OutboxService(store: store, configuration: configuration, wake: wake, metrics: metrics,
                                logger: dependencies.logger)
@@ -184,7 +199,17 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
     if email.imapEnabled {
         services.append(IMAPPoller(email: email, store: store, ingest: ingest, metrics: metrics, logger: dependencies.logger))
     }
-    return AssembledServer(router: router, events: events, services: services)
+    var chat: ChatController?
+    if configuration.chat.enabled {
+        let controller = ChatController(store: store, hub: chatHub, configuration: configuration, rules: dependencies.rules,
+                                        metrics: metrics, tokens: VisitorTokenKeeper(configured: configuration.chat.visitorTokenSecret, store: store),
+                                        triageWake: triageWake, router: routerService)
+        controller.register(http: router)
+        WebAssets.register(on: router)
+        services.append(ChatEventPump(store: store, hub: chatHub, logger: dependencies.logger))
+        chat = controller
+    }
+    return AssembledServer(router: router, events: events, chat: chat, services: services)
 }
 
 /// Holds the events-table observation for the application's lifetime and ends it on

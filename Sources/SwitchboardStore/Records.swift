@@ -177,12 +177,16 @@ public struct InboundContact: Sendable, Equatable {
     public var portalID: String?
     public var phoneE164: String?
     public var email: String?
+    /// A web-chat visitor id.
+    public var chatVisitorID: String?
     public var displayName: String?
 
-    public init(portalID: String? = nil, phoneE164: String? = nil, email: String? = nil, displayName: String? = nil) {
+    public init(portalID: String? = nil, phoneE164: String? = nil, email: String? = nil, chatVisitorID: String? = nil,
+                displayName: String? = nil) {
         self.portalID = portalID
         self.phoneE164 = phoneE164
         self.email = email?.lowercased()
+        self.chatVisitorID = chatVisitorID
         self.displayName = displayName
     }
 }

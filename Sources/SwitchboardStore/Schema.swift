@@ -51,6 +51,9 @@ enum Schema {
         migrator.registerMigration("2026-11-29-email") { db in
             try db.execute(sql: email)
         }
+        migrator.registerMigration("2026-12-07-chat") { db in
+            try db.execute(sql: chat)
+        }
         return migrator
     }
 
@@ -362,6 +365,40 @@ enum Schema {
     /// (`support+<token>@…`), attachment bytes kept with the message, the IMAP cursors
     /// (UIDVALIDITY + last committed UID per mailbox), and mail that belongs to no
     /// conversation (a bounce for a message we never sent), kept for the operator.
+    /// Web chat and the console: visitors (created at their first message, not at every
+    /// page view), the conversations they started (which keep their visitor when they
+    /// continue by SMS or email), when the patient read a reply, the daemon's own generated
+    /// secrets, agents' passwords and console sessions.
+    private static let chat = """
+        CREATE TABLE chat_visitors (
+            id           TEXT PRIMARY KEY NOT NULL,
+            contact_id   TEXT NOT NULL REFERENCES contacts(id),
+            identity     TEXT UNIQUE,
+            created_at   INTEGER NOT NULL,
+            last_seen_at INTEGER NOT NULL
+        );
+        CREATE INDEX chat_visitors_by_contact ON chat_visitors(contact_id);
+        ALTER TABLE conversations ADD COLUMN chat_visitor_id TEXT REFERENCES chat_visitors(id);
+        CREATE INDEX conversations_by_visitor ON conversations(chat_visitor_id, status) WHERE chat_visitor_id IS NOT NULL;
+        ALTER TABLE messages ADD COLUMN read_at INTEGER;
+        CREATE TABLE settings (
+            key   TEXT PRIMARY KEY NOT NULL,
+            value BLOB NOT NULL
+        );
+        -- The console: agents' passwords (scrypt, never the clear text) and their sign-in
+        -- sessions (the cookie's SHA-256 only).
+        ALTER TABLE agents ADD COLUMN password_hash TEXT;
+        CREATE TABLE console_sessions (
+            token_digest   BLOB PRIMARY KEY NOT NULL,
+            agent_id       TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+            csrf_token     TEXT NOT NULL,
+            created_at     INTEGER NOT NULL,
+            last_seen_at   INTEGER NOT NULL,
+            source_address TEXT
+        );
+        CREATE INDEX console_sessions_by_agent ON console_sessions(agent_id);
+        """
+
     private static let email = """
         CREATE TABLE email_messages (
             message_id     TEXT PRIMARY KEY NOT NULL REFERENCES messages(id),

@@ -189,6 +189,7 @@ extension SwitchboardStore {
                            arguments: [now, id])
             guard db.changesCount == 1 else { throw StoreError.notFound }
             try db.execute(sql: "UPDATE api_tokens SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL", arguments: [now, id])
+            try db.execute(sql: "DELETE FROM console_sessions WHERE agent_id = ?", arguments: [id])
             try Self.audit(db, actorKind: "admin", actorID: nil, action: "agent.deactivated", now: now)
             try Self.signal(db, conversationID: id, kind: "agent", now: now)
         }

@@ -40,10 +40,16 @@ extension SwitchboardStore {
         }
     }
 
+    /// `contactID` narrows the list to one patient's conversations (their history across
+    /// channels).
     public func listConversations(for agent: Agent, status: ConversationListStatus, assignee: AssigneeFilter,
-                                  limit: Int = 100) async throws -> [ConversationSummary] {
+                                  contactID: String? = nil, limit: Int = 100) async throws -> [ConversationSummary] {
         var sql = "SELECT \(Self.conversationColumns) FROM conversations c WHERE \(Self.visibleTo)"
         var arguments = Self.visibility(agent)
+        if let contactID {
+            sql += " AND c.contact_id = ?"
+            arguments += [contactID]
+        }
         if status != .any {
             sql += " AND c.status = ?"
             arguments += [status.rawValue]

@@ -12,7 +12,9 @@ extension SwitchboardStore {
     public func dueOutboxItems(channels: [Channel], now: Int64, limit: Int, excluding: Set<String>) async throws -> [OutboxItem] {
         guard !channels.isEmpty, limit > 0 else { return [] }
         let channelList = channels.map { "'\($0.rawValue)'" }.joined(separator: ",")
-        let rows = try await pool.read { db in
+        // Rows become OutboxItems inside the read: `Row` is not Sendable, and a closure
+        // returning one would bind to GRDB's blocking read instead of the async one.
+        let items = try await pool.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT o.id, o.message_id, o.conversation_id, o.channel, o.attempts, o.created_at,
                        m.body_text, m.sent_at, m.sender_kind, c.external_thread_id, o.purpose, c.gateway, c.local_address, c.remote_address,
@@ -26,9 +28,7 @@ extension SwitchboardStore {
                   AND o.id = (SELECT min(p.id) FROM outbox p WHERE p.conversation_id = o.conversation_id AND p.state = 'pending')
                 ORDER BY o.next_attempt_at, o.id
                 LIMIT ?
-                """, arguments: [now, limit + excluding.count])
-        }
-        return rows.lazy.map { row in
+                """, arguments: [now, limit + excluding.count]).map { row in
             OutboxItem(id: row["id"], messageID: row["message_id"], conversationID: row["conversation_id"],
                        channel: Channel(rawValue: row["channel"]) ?? .portal, attempts: row["attempts"],
                        createdAt: row["created_at"], text: row["body_text"], sentAt: row["sent_at"],
@@ -38,7 +38,9 @@ extension SwitchboardStore {
                        purpose: OutboxPurpose(rawValue: row["purpose"]) ?? .reply,
                        recipientOptedOut: (row["opted_out"] as Bool?) ?? false,
                        automatic: (row["sender_kind"] as String) != "agent")
-        }.filter { !excluding.contains($0.conversationID) }.prefix(limit).map { $0 }
+            }
+        }
+        return Array(items.filter { !excluding.contains($0.conversationID) }.prefix(limit))
     }
 
     /// The earliest time any pending item of these channels is due, if there is one.

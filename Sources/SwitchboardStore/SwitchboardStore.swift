@@ -168,7 +168,7 @@ public final class SwitchboardStore: Sendable {
     }
 
     /// Finds the contact that owns any of the identities (portal id first, then phone, then
-    /// email) or creates one, and attaches the identities nobody owns yet. An identity that
+    /// email, then chat visitor) or creates one, and attaches the identities nobody owns yet. An identity that
     /// already belongs to another contact is left where it is: merging two patients is a
     /// human decision.
     static func resolveContact(_ db: Database, _ contact: InboundContact, now: Int64) throws -> String {
@@ -176,6 +176,7 @@ public final class SwitchboardStore: Sendable {
             contact.portalID.map { (.portal, $0) },
             contact.phoneE164.map { (.phone, $0) },
             contact.email.map { (.email, $0) },
+            contact.chatVisitorID.map { (.chat, $0) },
         ].compactMap { $0 }
         var contactID: String?
         for (kind, value) in claims {

@@ -102,7 +102,7 @@ func printJSON(_ object: Any) {
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "agent", abstract: "Manage agents.", subcommands: [Add.self, List.self, Update.self, Deactivate.self])
+        commandName: "agent", abstract: "Manage agents.", subcommands: [Add.self, List.self, Update.self, SetPassword.self, Deactivate.self])
 
     /// `a,b , c` → ["a", "b", "c"]; nil when the option was not given.
     static func list(_ text: String?) -> [String]? {
@@ -152,6 +152,29 @@ struct AgentCommand: AsyncParsableCommand {
                 fail("no such agent", code: 1)
             } catch let error as StoreError {
                 fail("agent not updated: \(error)", code: 1)
+            }
+        }
+    }
+
+    struct SetPassword: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-password",
+            abstract: "Set an agent's console password, read from the first line of standard input (never an argument: arguments show in ps). Ends the agent's console sessions.")
+        @OptionGroup var options: GlobalOptions
+        @Argument(help: "The agent's email address.") var email: String
+
+        func run() async throws {
+            guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+                fail("no password on standard input (e.g. printf '%s\\n' \"$PASSWORD\" | switchboard agent set-password EMAIL)", code: 64)
+            }
+            guard line.count >= 12, line.utf8.count <= 1024 else {
+                fail("the password must be 12 to 1024 characters long", code: 64)
+            }
+            do {
+                let id = try await options.openStore().setPassword(agentEmail: email, password: line)
+                if options.json { printJSON(["agent_id": id, "password_set": true]) } else { print("password set for agent \(id)") }
+            } catch StoreError.notFound {
+                fail("no active agent with that email", code: 1)
             }
         }
     }

@@ -79,3 +79,11 @@ import Testing
         #expect(message["sent_at"] as? String == "2026-11-29T10:00:00.123Z")
     }
 }
+
+@Suite struct JSONTextTests {
+    @Test func quotesControlCharactersAndOptionallyHTML() {
+        #expect(JSONText.quote("a\"b\\c\n\u{1}") == #""a\"b\\c\n\u0001""#)
+        #expect(JSONText.quote("<b>&") == #""<b>&""#)
+        #expect(JSONText.quote("<b>&\u{2028}", escapingHTML: true) == #""\u003cb\u003e\u0026\u2028""#)
+    }
+}

@@ -1,0 +1,292 @@
+import Foundation
+import GRDB
+import SwitchboardCore
+
+/// One entry of a visitor's chat stream: a message of one of their conversations, in
+/// commit order. `seq` is the message's rowid — it only grows, and because SQLite has one
+/// writer at a time, a reader that has seen `seq` N has seen every committed row below it.
+public struct ChatStreamItem: Sendable, Equatable {
+    public var seq: Int64
+    public var messageID: String
+    public var direction: MessageDirection
+    public var senderKind: String
+    public var agentName: String?
+    public var text: String
+    public var createdAt: Int64
+    /// The widget's client id of a patient message.
+    public var clientID: String?
+}
+
+/// Where a visitor's current conversation stands, as the widget shows it.
+public struct ChatConversationState: Sendable, Equatable {
+    public var conversationID: String
+    public var status: ConversationStatus
+    public var channel: Channel
+    public var teamID: String?
+    public var assigneeName: String?
+}
+
+/// A patient message from the widget, as `recordChatMessage` stores it.
+public struct ChatInbound: Sendable, Equatable {
+    public var visitorID: String
+    /// The embedding site's id for an identified patient (already verified by its hash).
+    public var identity: String?
+    public var displayName: String?
+    public var clientID: String
+    public var text: String
+    /// The frame as received, for the inbound journal.
+    public var raw: [UInt8]
+
+    public init(visitorID: String, identity: String?, displayName: String?, clientID: String, text: String, raw: [UInt8]) {
+        self.visitorID = visitorID
+        self.identity = identity
+        self.displayName = displayName
+        self.clientID = clientID
+        self.text = text
+        self.raw = raw
+    }
+
+    /// The dedupe key: the same client id from the same visitor is the same message.
+    var externalID: String { "\(visitorID):\(clientID)" }
+}
+
+/// Web chat: visitors, their stream, the queue as they see it, and continuing a chat on
+/// another channel.
+extension SwitchboardStore {
+    /// A secret the daemon generates once and keeps (e.g. the visitor-token key when none is
+    /// configured), so tokens stay valid across restarts.
+    public func generatedSecret(named name: String, bytes: Int = 32) async throws -> [UInt8] {
+        try await pool.write { db in
+            if let existing = try Data.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [name]) {
+                return [UInt8](existing)
+            }
+            var generator = SystemRandomNumberGenerator()
+            let value = Identifier.randomBytes(bytes, using: &generator)
+            try db.execute(sql: "INSERT INTO settings (key, value) VALUES (?, ?)", arguments: [name, Data(value)])
+            return value
+        }
+    }
+
+    /// The visitor already bound to an identified patient, if any: every device the patient
+    /// signs in on continues the same chat.
+    public func chatVisitor(identity: String) async throws -> String? {
+        try await pool.read { db in
+            try String.fetchOne(db, sql: "SELECT id FROM chat_visitors WHERE identity = ?", arguments: [identity])
+        }
+    }
+
+    /// The site's patient id of an identified visitor; nil for an anonymous (or unknown) one.
+    public func chatVisitorIdentity(_ visitorID: String) async throws -> String? {
+        try await pool.read { db in
+            try String.fetchOne(db, sql: "SELECT identity FROM chat_visitors WHERE id = ?", arguments: [visitorID])
+        }
+    }
+
+    /// The patient is typing (or stopped) in a conversation: an event for its agents. The
+    /// caller throttles it.
+    public func recordTyping(conversationID: String, active: Bool, now: Int64 = Timestamp.now()) async throws {
+        try await pool.write { db in
+            try Self.conversationEvent(db, kind: "chat.typing", conversationID: conversationID, data: ["active": active], now: now)
+        }
+    }
+
+    /// Records one patient chat message in one transaction: journal, contact (the site's
+    /// patient id when identified, else the visitor), the visitor, the conversation (the
+    /// visitor's open one — whatever channel it continued on — or a resolved one within
+    /// `reopenWindowMilliseconds`, reopened, or a new one) and the message. The same client id
+    /// again returns the first answer and stores nothing.
+    public func recordChatMessage(_ chat: ChatInbound, reopenWindowMilliseconds: Int64,
+                                  now: Int64 = Timestamp.now()) async throws -> (result: IngestResult, seq: Int64) {
+        let inbound = InboundMessage(channel: .chat, deliveryID: chat.externalID, raw: chat.raw,
+                                     contact: InboundContact(portalID: chat.identity, chatVisitorID: chat.visitorID,
+                                                             displayName: chat.displayName),
+                                     externalMessageID: chat.externalID, text: chat.text, sentAt: now)
+        return try await pool.write { db in
+            let result = try Self.recordInbound(db, inbound, now: now) { db, contactID in
+                try db.execute(sql: """
+                    INSERT INTO chat_visitors (id, contact_id, identity, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+                    """, arguments: [chat.visitorID, contactID, chat.identity, now, now])
+                return try Self.resolveChatConversation(db, visitorID: chat.visitorID, contactID: contactID,
+                                                        reopenWindow: reopenWindowMilliseconds, now: now)
+            }
+            let seq = try Int64.fetchOne(db, sql: "SELECT rowid FROM messages WHERE id = ?", arguments: [result.messageID]) ?? 0
+            return (result, seq)
+        }
+    }
+
+    private static func resolveChatConversation(_ db: Database, visitorID: String, contactID: String, reopenWindow: Int64,
+                                                now: Int64) throws -> String {
+        if let id = try String.fetchOne(db, sql: """
+            SELECT id FROM conversations WHERE chat_visitor_id = ? AND status <> 'resolved' ORDER BY last_message_at DESC LIMIT 1
+            """, arguments: [visitorID]) {
+            return id
+        }
+        if reopenWindow > 0, let id = try String.fetchOne(db, sql: """
+            SELECT id FROM conversations WHERE chat_visitor_id = ? AND status = 'resolved' AND resolved_at >= ?
+            ORDER BY resolved_at DESC LIMIT 1
+            """, arguments: [visitorID, now - reopenWindow]) {
+            try reopen(db, conversationID: id, actorKind: "channel", actorID: Channel.chat.rawValue, now: now)
+            return id
+        }
+        let id = try createConversation(db, contactID: contactID, channel: .chat, threadID: nil, now: now)
+        try db.execute(sql: "UPDATE conversations SET chat_visitor_id = ? WHERE id = ?", arguments: [visitorID, id])
+        return id
+    }
+
+    /// The visitor's messages after `seq`, oldest first (patient and agent messages; never
+    /// internal notes).
+    public func chatStream(visitorID: String, after seq: Int64, limit: Int = 200) async throws -> [ChatStreamItem] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT m.rowid AS seq, m.id, m.direction, m.sender_kind, a.name AS agent_name, m.body_text, m.created_at, m.external_id
+                FROM messages m LEFT JOIN agents a ON a.id = m.sender_agent_id
+                WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
+                  AND m.direction IN ('inbound','outbound') AND m.rowid > ?
+                ORDER BY m.rowid LIMIT ?
+                """, arguments: [visitorID, seq, limit]).map { row in
+                let direction = MessageDirection(rawValue: row["direction"]) ?? .inbound
+                let external: String? = row["external_id"]
+                let prefix = visitorID + ":"
+                return ChatStreamItem(seq: row["seq"], messageID: row["id"], direction: direction, senderKind: row["sender_kind"],
+                                      agentName: row["agent_name"], text: row["body_text"], createdAt: row["created_at"],
+                                      clientID: direction == .inbound && (external?.hasPrefix(prefix) ?? false)
+                                          ? String(external!.dropFirst(prefix.count)) : nil)
+            }
+        }
+    }
+
+    /// The newest sequence number of the visitor's stream (0 before their first message).
+    public func chatLatestSeq(visitorID: String) async throws -> Int64 {
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: """
+                SELECT MAX(m.rowid) FROM messages m
+                WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?) AND m.direction IN ('inbound','outbound')
+                """, arguments: [visitorID]) ?? 0
+        }
+    }
+
+    /// The visitor's latest conversation (its place in the queue is the router's to say).
+    public func chatState(visitorID: String) async throws -> ChatConversationState? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT c.id, c.status, c.channel, c.team_id, a.name AS assignee_name
+                FROM conversations c LEFT JOIN agents a ON a.id = c.assignee_id
+                WHERE c.chat_visitor_id = ? ORDER BY c.last_message_at DESC, c.created_at DESC LIMIT 1
+                """, arguments: [visitorID]).map { row in
+                ChatConversationState(conversationID: row["id"], status: ConversationStatus(rawValue: row["status"]) ?? .open,
+                                      channel: Channel(rawValue: row["channel"]) ?? .chat, teamID: row["team_id"],
+                                      assigneeName: row["assignee_name"])
+            }
+        }
+    }
+
+    /// Whether anyone could answer a chat now: active agents online in the team (any team
+    /// when nil).
+    public func chatAgentsOnline(teamID: String?) async throws -> Int {
+        try await pool.read { db in try Self.agentsOnline(db, teamID: teamID) }
+    }
+
+    private static func agentsOnline(_ db: Database, teamID: String?) throws -> Int {
+        try Int.fetchOne(db, sql: """
+            SELECT COUNT(*) FROM agents a WHERE a.active = 1 AND a.presence = 'online'
+              AND (? IS NULL OR EXISTS (SELECT 1 FROM agent_teams t WHERE t.agent_id = a.id AND t.team_id = ?))
+            """, arguments: [teamID, teamID]) ?? 0
+    }
+
+    /// The patient's widget received every frame up to `seq`: their chat replies up to it
+    /// are delivered.
+    public func markChatReceived(visitorID: String, upTo seq: Int64, now: Int64 = Timestamp.now()) async throws -> Int {
+        try await pool.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT m.id, m.conversation_id FROM messages m
+                WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
+                  AND m.direction = 'outbound' AND m.channel = 'chat' AND m.delivery_status IN ('queued','sent') AND m.rowid <= ?
+                """, arguments: [visitorID, seq])
+            for row in rows {
+                try db.execute(sql: "UPDATE messages SET delivery_status = 'delivered', delivery_updated_at = ? WHERE id = ?",
+                               arguments: [now, row["id"] as String])
+                try db.execute(sql: """
+                    UPDATE outbox SET state = 'delivered', finished_at = ? WHERE message_id = ? AND state = 'pending'
+                    """, arguments: [now, row["id"] as String])
+                try Self.messageStatusEvent(db, messageID: row["id"], conversationID: row["conversation_id"], status: .delivered, now: now)
+            }
+            return rows.count
+        }
+    }
+
+    /// The patient saw every message up to `seq`.
+    public func markChatRead(visitorID: String, upTo seq: Int64, now: Int64 = Timestamp.now()) async throws -> Int {
+        try await pool.write { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT m.id, m.conversation_id FROM messages m
+                WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
+                  AND m.direction = 'outbound' AND m.read_at IS NULL AND m.rowid <= ?
+                """, arguments: [visitorID, seq])
+            for row in rows {
+                try db.execute(sql: "UPDATE messages SET read_at = ? WHERE id = ?", arguments: [now, row["id"] as String])
+                try Self.conversationEvent(db, kind: "message.read", conversationID: row["conversation_id"],
+                                      data: ["message_id": row["id"] as String], now: now)
+            }
+            return rows.count
+        }
+    }
+
+    /// The patient chose to continue on SMS or email: the address joins their contact and
+    /// the visitor's open conversation switches channel, so agents' replies go out there.
+    /// Returns the conversation, or nil when the visitor has none open.
+    public func continueChat(visitorID: String, channel: Channel, address: String, now: Int64 = Timestamp.now()) async throws -> String? {
+        precondition(channel == .sms || channel == .email)
+        return try await pool.write { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT id, contact_id FROM conversations WHERE chat_visitor_id = ? AND status <> 'resolved'
+                ORDER BY last_message_at DESC LIMIT 1
+                """, arguments: [visitorID]) else { return nil }
+            let id: String = row["id"]
+            try db.execute(sql: """
+                INSERT INTO contact_identities (contact_id, kind, value, created_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (kind, value) DO NOTHING
+                """, arguments: [row["contact_id"] as String, channel == .sms ? IdentityKind.phone.rawValue : IdentityKind.email.rawValue,
+                                 address, now])
+            try db.execute(sql: "UPDATE conversations SET channel = ?, remote_address = ?, updated_at = ? WHERE id = ?",
+                           arguments: [channel.rawValue, address, now, id])
+            try Self.audit(db, actorKind: "channel", actorID: Channel.chat.rawValue, action: "conversation.channel_changed",
+                      conversationID: id, now: now)
+            try Self.conversationEvent(db, kind: "conversation.channel", conversationID: id, data: ["channel": channel.rawValue], now: now)
+            return id
+        }
+    }
+
+    /// Conversations with chat visitors touched by events after `seq`, and the newest seq
+    /// read: how open chat sockets learn that something of theirs changed.
+    public func chatEventsAfter(_ seq: Int64, limit: Int = 1000) async throws -> (conversations: Set<String>, newest: Int64) {
+        try await pool.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT e.seq, e.conversation_id FROM events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?
+                """, arguments: [seq, limit])
+            var conversations = Set<String>()
+            var newest = seq
+            for row in rows {
+                newest = row["seq"]
+                if let id: String = row["conversation_id"] { conversations.insert(id) }
+            }
+            return (conversations, newest)
+        }
+    }
+
+    /// The chat visitor of each conversation given (those that have one).
+    public func chatVisitors(of conversationIDs: Set<String>) async throws -> [String: String] {
+        guard !conversationIDs.isEmpty else { return [:] }
+        return try await pool.read { db in
+            let ids = Array(conversationIDs)
+            let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ",")
+            var map: [String: String] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT id, chat_visitor_id FROM conversations WHERE id IN (\(placeholders)) AND chat_visitor_id IS NOT NULL
+                """, arguments: StatementArguments(ids)) {
+                map[row["id"]] = row["chat_visitor_id"]
+            }
+            return map
+        }
+    }
+}
