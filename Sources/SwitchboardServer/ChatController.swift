@@ -277,6 +277,14 @@ final class ChatSession: Sendable {
                         try await self.refuse(ChatFrameError("bad_frame", "frames are JSON text, not binary"))
                         continue
                     }
+                    // The listener's frame limit is shared with the event stream; the chat's own
+                    // is enforced here, on the whole message.
+                    guard text.utf8.count <= self.controller.chat.maxFrameBytes else {
+                        self.controller.metrics.chatRefused(reason: "too_big")
+                        self.log.notice("chat closed: frame above chat.max_frame_bytes", metadata: ["limit": "\(self.controller.chat.maxFrameBytes)"])
+                        try await self.close(1009, "frame larger than \(self.controller.chat.maxFrameBytes) bytes")
+                        return
+                    }
                     if try await !self.handle(text) { return }
                 }
             }
@@ -296,7 +304,7 @@ final class ChatSession: Sendable {
 
     private func close(_ code: Int, _ reason: String) async throws {
         state.withLock { $0.closing = true }
-        try await outbound.close(code == 1001 ? .goingAway : code == 1008 ? .policyViolation : .unknown(UInt16(code)), reason: reason)
+        try await outbound.close(code == 1001 ? .goingAway : code == 1008 ? .policyViolation : code == 1009 ? .messageTooLarge : .unknown(UInt16(code)), reason: reason)
     }
 
     private func refuse(_ error: ChatFrameError, clientID: String? = nil, retryAfter: Int? = nil) async throws {

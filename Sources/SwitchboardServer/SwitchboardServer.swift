@@ -83,7 +83,10 @@ public func buildApplication(_ dependencies: SwitchboardDependencies) -> some Ap
                 responder: responder,
                 configuration: .init(ws: .init(maxFrameSize: max(1 << 14, configuration.chat.maxFrameBytes),
                                                autoPing: .enabled(timePeriod: .seconds(configuration.events.pingIntervalSeconds)),
-                                               closeTimeout: .seconds(5))),
+                                               closeTimeout: .seconds(5),
+                                               // Invalid UTF-8 in a text frame or a close reason fails the
+                                               // connection (1007), as RFC 6455 §8.1 requires.
+                                               validateUTF8: true)),
                 shouldUpgrade: { head, channel, logger in
                     if let chat, URI(head.path ?? "").path == ChatController.path, head.method == .get {
                         return chat.upgrade(head, channel: channel, logger: logger)
