@@ -188,3 +188,48 @@ def test_the_widget_speaks_spanish_and_is_refused_on_a_site_not_allowed(make_dae
         driver.quit()
         site.close()
     assert "chat refused: origin not allowed" in d.log_text()
+
+
+def test_an_online_agent_gets_the_offer_live_and_the_patient_sees_them_join_and_type(make_daemon, tmp_path):
+    d = make_daemon()
+    agent = with_password(d)
+    patient = browser(tmp_path / "patient")
+    console = browser(tmp_path / "agent")
+    try:
+        console.get(d.url + "/console")
+        wait(console, lambda b: b.find_element(By.ID, "signin-email").is_displayed())
+        console.find_element(By.ID, "signin-email").send_keys(agent["email"])
+        console.find_element(By.ID, "signin-password").send_keys(PASSWORD + Keys.ENTER)
+        wait(console, lambda b: b.find_element(By.ID, "live").text == "Live", message="event stream live")
+        from selenium.webdriver.support.select import Select
+        Select(console.find_element(By.ID, "presence")).select_by_value("online")
+        h.wait_until(lambda: d.api(agent).get("/me").json()["agent"]["presence"] == "online" or None, 10, 0.1, "agent online")
+
+        patient.get(d.url + "/widget/demo")
+        wait(patient, lambda b: shadow(b).find_element(By.CSS_SELECTOR, "button.launcher")).click()
+        wait(patient, lambda b: shadow(b).find_element(By.CSS_SELECTOR, ".offer").get_attribute("hidden") is not None,
+             message="agents available: no 'nobody available' notice")
+        shadow(patient).find_element(By.CSS_SELECTOR, "textarea").send_keys("Do you take walk-ins today?" + Keys.ENTER)
+
+        # The offer arrives live in the console; accepting opens the conversation.
+        accept = wait(console, lambda b: b.find_element(By.CSS_SELECTOR, "#offers .offer button.primary"), message="offer shown")
+        accept.click()
+        wait(console, lambda b: any("walk-ins" in li.text for li in b.find_elements(By.CSS_SELECTOR, "#messages li")),
+             message="conversation opened")
+        wait(patient, lambda b: "joined the chat" in shadow(b).find_element(By.CSS_SELECTOR, "p.status").text,
+             message="agent_joined shown to the patient")
+        console.find_element(By.ID, "compose-text").send_keys("Yes")
+        wait(patient, lambda b: "typing" in shadow(b).find_element(By.CSS_SELECTOR, "p.status").text,
+             message="the agent's typing shown to the patient")
+        console.find_element(By.ID, "send-note").click()  # an internal note never reaches the patient
+        wait(console, lambda b: b.find_elements(By.CSS_SELECTOR, "#messages li.note"), message="note shown")
+        console.find_element(By.ID, "compose-text").send_keys("Yes, until 5pm.")
+        console.find_element(By.ID, "send-reply").click()
+        wait(patient, lambda b: any("until 5pm" in t for t in bubbles(b, "agent")), message="reply in the widget")
+        assert not any(t.strip().endswith("Yes") for t in bubbles(patient, "agent"))
+        console.find_element(By.ID, "resolve").click()
+        wait(patient, lambda b: "resolved" in shadow(b).find_element(By.CSS_SELECTOR, "p.status").text, message="resolved shown")
+        console.save_screenshot(str(ARTIFACTS / "chat-console-offer.png"))
+    finally:
+        patient.quit()
+        console.quit()

@@ -360,3 +360,20 @@ def test_no_patient_data_in_the_logs_of_a_chat_scenario(chat_daemon, chat_admin)
     log = chat_daemon.log_text()
     for datum in ("Zephyrine", "Quillfeather", "penicillin", "P-SECRET-991"):
         assert datum not in log, datum
+
+
+def test_sigterm_closes_chats_and_a_reconnect_resumes(chat_daemon, chat_admin):
+    client = ch.ChatClient(chat_daemon.url)
+    token = client.hello()["visitor_token"]
+    client.message("before the restart")
+    seq = client.expect("ack")["seq"]
+    chat_daemon.proc.send_signal(15)
+    code, reason = client.expect_close(timeout=15)
+    assert code == 1000
+    assert chat_daemon.proc.wait(timeout=20) == 0
+    chat_daemon.proc = None
+    chat_daemon.start()
+    back = ch.ChatClient(chat_daemon.url)
+    welcome = back.hello(token=token, last_seq=0)
+    assert welcome["seq"] == seq  # the visitor token still works: its key is kept in the store
+    assert back.expect("message")["text"] == "before the restart"

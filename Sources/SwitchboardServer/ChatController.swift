@@ -289,6 +289,8 @@ final class ChatSession: Sendable {
                 }
             }
             group.addTask { try await self.writer() }
+            // SIGTERM: the WebSocket handler closes with 1000; the widget reconnects with
+            // backoff and resumes (nothing unacknowledged was stored, nothing stored is lost).
             group.addTask { try await gracefulShutdown() }
             _ = try await group.next()
             group.cancelAll()
