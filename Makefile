@@ -87,6 +87,7 @@ bench: bench-deps
 	$(CURDIR)/.build/release/routing-bench
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release $(VENV)/bin/python Benchmarks/event_latency.py 50 20
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release $(SUDO) bash Benchmarks/smtp.sh
+	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release $(VENV)/bin/python Benchmarks/chat.py 5000 20 20
 
 clean:
 	rm -rf .build $(VENV)

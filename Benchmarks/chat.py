@@ -240,7 +240,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         daemon = Daemon(Path(tmp), overrides={"log": {"level": "warning"},
                                               "chat": {"max_connections": CONNECTIONS + 1000, "message_burst": 1000,
-                                                       "messages_per_minute": 60000}})
+                                                       "messages_per_minute": 10000}})
         daemon.start()
         try:
             memory = asyncio.run(idle_connections(daemon.port, CONNECTIONS, daemon.proc.pid))

@@ -181,6 +181,7 @@ struct ChatController {
     let tokens: VisitorTokenKeeper
     let triageWake: WakeSignal
     let router: RouterService
+    let readiness: Readiness
 
     var chat: SwitchboardConfiguration.Chat { configuration.chat }
 
@@ -208,6 +209,7 @@ struct ChatController {
         let host = head.authority
         let allowed = Self.originAllowed(origin, host: host, allowed: chat.allowedOrigins)
         let sourceAddress = channel.remoteAddress?.ipAddress
+        let eventLoop = channel.eventLoop
         return .upgrade([:]) { inbound, outbound, context in
             var logger = context.logger
             logger[metadataKey: "source.address"] = "\(sourceAddress ?? "-")"
@@ -217,13 +219,17 @@ struct ChatController {
                 try await outbound.close(.unknown(4403), reason: "origin not allowed")
                 return
             }
+            guard !readiness.isDraining else {
+                try await outbound.close(.unknown(1013), reason: "server shutting down, try again later")
+                return
+            }
             guard hub.count < chat.maxConnections else {
                 metrics.chatRefused(reason: "capacity")
                 logger.warning("chat refused: chat.max_connections reached", metadata: ["limit": "\(chat.maxConnections)"])
                 try await outbound.close(.unknown(1013), reason: "too many connections, try again later")
                 return
             }
-            let session = ChatSession(controller: self, outbound: outbound, logger: logger)
+            let session = ChatSession(controller: self, outbound: outbound, eventLoop: eventLoop, logger: logger)
             try await session.run(inbound: inbound)
         }
     }
@@ -247,14 +253,17 @@ final class ChatSession: Sendable {
 
     let controller: ChatController
     let outbound: WebSocketOutboundWriter
+    /// The connection's event loop: the writer's timeouts are timers on it, not tasks.
+    let eventLoop: any EventLoop
     let logger: Mutex<Logger>
     private let state: Mutex<State>
     private let helloDone = WakeSignal()
     private let started = ContinuousClock.now
 
-    init(controller: ChatController, outbound: WebSocketOutboundWriter, logger: Logger) {
+    init(controller: ChatController, outbound: WebSocketOutboundWriter, eventLoop: any EventLoop, logger: Logger) {
         self.controller = controller
         self.outbound = outbound
+        self.eventLoop = eventLoop
         self.logger = Mutex(logger)
         let now = Date().timeIntervalSince1970
         state = Mutex(State(lastActivity: .now,
@@ -289,9 +298,9 @@ final class ChatSession: Sendable {
                 }
             }
             group.addTask { try await self.writer() }
-            // SIGTERM: the WebSocket handler closes with 1000; the widget reconnects with
-            // backoff and resumes (nothing unacknowledged was stored, nothing stored is lost).
-            group.addTask { try await gracefulShutdown() }
+            // No task of its own for SIGTERM: the WebSocket handler closes with 1000, which
+            // ends the reader and with it the session. The widget reconnects with backoff and
+            // resumes (nothing unacknowledged was stored, nothing stored is lost).
             _ = try await group.next()
             group.cancelAll()
         }
@@ -527,7 +536,7 @@ final class ChatSession: Sendable {
     private func writer() async throws {
         let chat = controller.chat
         // Hello.
-        await helloDone.wait(timeout: .seconds(chat.helloTimeoutSeconds))
+        await helloDone.wait(timeout: .seconds(chat.helloTimeoutSeconds), on: eventLoop)
         guard let (visitorID, mailbox, resumeAfter) = state.withLock({ state in
             state.mailbox.map { (state.visitorID!, $0, state.resumeAfter) } }) else {
             if !state.withLock({ $0.closing }) {
@@ -592,7 +601,8 @@ final class ChatSession: Sendable {
             default: break
             }
             let remainingIdle = Duration.seconds(chat.idleTimeoutSeconds) - (ContinuousClock.now - state.withLock { $0.lastActivity })
-            await mailbox.wake.wait(timeout: min(.seconds(30), max(.milliseconds(10), remainingIdle + .milliseconds(5))))
+            await mailbox.wake.wait(timeout: min(.seconds(30), max(.milliseconds(10), remainingIdle + .milliseconds(5))),
+                                    on: eventLoop)
         }
     }
 

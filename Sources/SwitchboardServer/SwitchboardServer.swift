@@ -206,7 +206,7 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
     if configuration.chat.enabled {
         let controller = ChatController(store: store, hub: chatHub, configuration: configuration, rules: dependencies.rules,
                                         metrics: metrics, tokens: VisitorTokenKeeper(configured: configuration.chat.visitorTokenSecret, store: store),
-                                        triageWake: triageWake, router: routerService)
+                                        triageWake: triageWake, router: routerService, readiness: readiness)
         controller.register(http: router)
         WebAssets.register(on: router)
         services.append(ChatEventPump(store: store, hub: chatHub, logger: dependencies.logger))

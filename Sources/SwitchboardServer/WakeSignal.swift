@@ -1,3 +1,4 @@
+import NIOCore
 import Synchronization
 
 /// Wakes one waiting task early: "there is new work". A signal sent while nobody waits is
@@ -35,6 +36,15 @@ public final class WakeSignal: Sendable {
             await group.next()
             group.cancelAll()
         }
+    }
+
+    /// The same as `wait(timeout:)` without a task: the timeout is a timer on `eventLoop`.
+    /// For waits held by thousands of idle connections, where each task costs memory.
+    public func wait(timeout: Duration, on eventLoop: any EventLoop) async {
+        let (seconds, attoseconds) = timeout.components
+        let timer = eventLoop.scheduleTask(in: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)) { self.signal() }
+        await waitForSignal()
+        timer.cancel()
     }
 
     private func waitForSignal() async {
