@@ -15,9 +15,10 @@ import websocket  # websocket-client
 IDENTITY_SECRET = "site-identity-secret-of-at-least-32-chars"
 
 
-def identity_hash(patient_id: str, secret: str = IDENTITY_SECRET) -> str:
-    """What the embedding site computes on its server."""
-    return hmac.new(secret.encode(), patient_id.encode(), hashlib.sha256).hexdigest()
+def identity_hash(patient_id: str, secret: str = IDENTITY_SECRET, expires: Optional[int] = None) -> str:
+    """What the embedding site computes on its server (with an expiry: over "id:expires")."""
+    signed = patient_id if expires is None else f"{patient_id}:{expires}"
+    return hmac.new(secret.encode(), signed.encode(), hashlib.sha256).hexdigest()
 
 
 class Closed(Exception):

@@ -157,7 +157,8 @@ def test_bad_frames_get_error_frames_and_change_nothing(make_daemon):
     client.send({"type": "shout"})
     assert client.expect("error")["code"] == "unknown_type"
     client.send({"type": "message", "client_id": "x", "text": "y" * 51})
-    assert client.expect("error")["code"] == "too_long"
+    too_long = client.expect("error")
+    assert too_long["code"] == "too_long" and too_long["client_id"] == "x"
     client.send({"type": "message", "client_id": "bad id!", "text": "hi"})
     err = client.expect("error")
     assert err["code"] == "invalid_field" and "client_id" in err["message"]
@@ -240,6 +241,22 @@ def test_identified_patients_join_their_contact_and_forgeries_are_refused(chat_d
     missing = ch.ChatClient(chat_daemon.url)
     missing.send({"type": "hello", "v": 1, "identity": {"id": "P-7781", "hash": "00"}})
     assert missing.expect("error")["code"] == "invalid_field"
+
+    # With an expiry, the hash signs "id:expires"; a past one is refused.
+    soon = int(time.time()) + 300
+    fresh = ch.ChatClient(chat_daemon.url)
+    fresh_welcome = fresh.hello(identity={"id": "P-7781", "expires": soon, "hash": ch.identity_hash("P-7781", expires=soon)}, last_seq=0)
+    assert fresh_welcome["identified"] is True
+    assert fresh.expect("message")["text"] == "chatting from the portal page"
+    past = int(time.time()) - 1
+    stale = ch.ChatClient(chat_daemon.url)
+    stale.send({"type": "hello", "v": 1, "identity": {"id": "P-7781", "expires": past, "hash": ch.identity_hash("P-7781", expires=past)}})
+    assert stale.expect("error")["code"] == "identity_rejected"
+    assert stale.expect_close()[0] == 4401
+    strict = make_daemon(name="strict", overrides={"chat": {"identity_secret": ch.IDENTITY_SECRET, "identity_require_expiry": True}})
+    no_expiry = ch.ChatClient(strict.url)
+    no_expiry.send({"type": "hello", "v": 1, "identity": identity})
+    assert no_expiry.expect("error")["code"] == "identity_rejected"
 
     plain = make_daemon(name="plain")
     refused = ch.ChatClient(plain.url)

@@ -967,7 +967,7 @@ paths["/api/v1/session"] = {
          "400": resp("BadRequest"),
          "401": err("`sign_in_failed`: the email and password (or token) do not match an active agent. The same answer whichever was wrong."),
          "415": resp("UnsupportedMediaType"),
-         "429": err("`too_many_attempts`: 10 failed sign-ins from this address in 5 minutes.", RETRY_AFTER)},
+         "429": err("`too_many_attempts`: 10 attempts without success from this address, or for this account, in 5 minutes.", RETRY_AFTER)},
         description="Email and password (set with `switchboard agent set-password`), or an API token. Sessions end after `chat.console_idle_timeout_seconds` without a request, on sign-out, on a password change and when the agent is deactivated.",
         body=json_body(s("SessionRequest"), example={"email": "ana@example.org", "password": "correct horse battery"}), security=[]),
     "get": op(

@@ -46,17 +46,20 @@ public struct VisitorTokens: Sendable {
 
 /// Identity verification for patients the embedding site knows (the scheme Intercom and
 /// Chatwoot call "identity validation"): the site computes, on its server,
-/// `hex(HMAC-SHA256(chat.identity_secret, identity.id))` and passes it with the id. A
-/// browser cannot forge it without the secret, so a chat cannot claim another patient.
+/// `hex(HMAC-SHA256(chat.identity_secret, identity.id))` — or, better, with an expiry,
+/// `hex(HMAC-SHA256(chat.identity_secret, identity.id + ":" + expires))` — and passes it with
+/// the id. A browser cannot forge it without the secret, so a chat cannot claim another
+/// patient; with an expiry, a hash copied from a cached page stops working.
 public enum ChatIdentityHash {
-    public static func compute(id: String, secret: [UInt8]) -> String {
-        HMAC<SHA256>.authenticationCode(for: Data(id.utf8), using: SymmetricKey(data: secret))
+    public static func compute(id: String, expires: Int64? = nil, secret: [UInt8]) -> String {
+        let signed = expires.map { "\(id):\($0)" } ?? id
+        return HMAC<SHA256>.authenticationCode(for: Data(signed.utf8), using: SymmetricKey(data: secret))
             .map { String(format: "%02x", $0) }.joined()
     }
 
     /// Constant-time comparison of the given hash (lowercase hex) with the expected one.
-    public static func isValid(id: String, hash: String, secret: [UInt8]) -> Bool {
-        let expected = Array(compute(id: id, secret: secret).utf8)
+    public static func isValid(id: String, expires: Int64? = nil, hash: String, secret: [UInt8]) -> Bool {
+        let expected = Array(compute(id: id, expires: expires, secret: secret).utf8)
         let given = Array(hash.lowercased().utf8)
         guard given.count == expected.count else { return false }
         var difference: UInt8 = 0

@@ -53,11 +53,15 @@ public enum ChatClientFrame: Sendable, Equatable {
         public var id: String
         public var hash: String
         public var name: String?
+        /// Unix seconds after which the hash is no longer accepted; when given, it is part of
+        /// what the hash signs (`id:expires`).
+        public var expires: Int64?
 
-        public init(id: String, hash: String, name: String? = nil) {
+        public init(id: String, hash: String, name: String? = nil, expires: Int64? = nil) {
             self.id = id
             self.hash = hash
             self.name = name
+            self.expires = expires
         }
     }
 
@@ -71,11 +75,15 @@ public enum ChatClientFrame: Sendable, Equatable {
 public struct ChatFrameError: Error, Sendable, Equatable, CustomStringConvertible {
     public var code: String
     public var message: String
+    /// The refused message's client id, when the frame had a valid one: the widget can tell
+    /// the patient which message was refused.
+    public var clientID: String?
     public var description: String { "\(code): \(message)" }
 
-    public init(_ code: String, _ message: String) {
+    public init(_ code: String, _ message: String, clientID: String? = nil) {
         self.code = code
         self.message = message
+        self.clientID = clientID
     }
 }
 
@@ -129,7 +137,11 @@ public enum ChatCodec {
                 if let name = given.name, name.count > ChatLimits.maxNameLength || !isPrintable(name) {
                     throw ChatFrameError("invalid_field", "field identity.name must be at most \(ChatLimits.maxNameLength) printable characters")
                 }
-                identity = .init(id: given.id, hash: given.hash.lowercased(), name: given.name?.isEmpty == true ? nil : given.name)
+                if let expires = given.expires, expires <= 0 {
+                    throw ChatFrameError("invalid_field", "field identity.expires must be a Unix time in seconds")
+                }
+                identity = .init(id: given.id, hash: given.hash.lowercased(), name: given.name?.isEmpty == true ? nil : given.name,
+                                 expires: given.expires)
             }
             if let seq = raw.last_seq, seq < 0 { throw ChatFrameError("invalid_field", "field last_seq must not be negative") }
             if let language = raw.language, !["en", "es"].contains(language) {
@@ -142,14 +154,14 @@ public enum ChatCodec {
             guard isClientID(clientID) else {
                 throw ChatFrameError("invalid_field", "field client_id must be 1 to \(ChatLimits.maxClientIDLength) of A-Z a-z 0-9 - _")
             }
-            guard let text = raw.text else { throw ChatFrameError("missing_field", "field text is required") }
+            guard let text = raw.text else { throw ChatFrameError("missing_field", "field text is required", clientID: clientID) }
             let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard !trimmed.isEmpty else { throw ChatFrameError("invalid_field", "field text must not be empty") }
+            guard !trimmed.isEmpty else { throw ChatFrameError("invalid_field", "field text must not be empty", clientID: clientID) }
             guard trimmed.count <= limits.maxTextCharacters else {
-                throw ChatFrameError("too_long", "field text is longer than \(limits.maxTextCharacters) characters")
+                throw ChatFrameError("too_long", "field text is longer than \(limits.maxTextCharacters) characters", clientID: clientID)
             }
             guard !trimmed.unicodeScalars.contains(where: { $0.value == 0 }) else {
-                throw ChatFrameError("invalid_field", "field text must not contain NUL")
+                throw ChatFrameError("invalid_field", "field text must not contain NUL", clientID: clientID)
             }
             return .message(clientID: clientID, text: trimmed)
         case "typing":
@@ -215,6 +227,7 @@ public enum ChatCodec {
         var id: String
         var hash: String
         var name: String?
+        var expires: Int64?
     }
 }
 
@@ -241,12 +254,15 @@ public enum ChatServerFrame: Sendable, Equatable {
         /// up to it follow the welcome.
         public var seq: Int64
         public var availability: Availability
+        /// The longest message the server accepts, in characters.
+        public var maxMessageCharacters: Int
 
-        public init(visitorToken: String, identified: Bool, seq: Int64, availability: Availability) {
+        public init(visitorToken: String, identified: Bool, seq: Int64, availability: Availability, maxMessageCharacters: Int = 4000) {
             self.visitorToken = visitorToken
             self.identified = identified
             self.seq = seq
             self.availability = availability
+            self.maxMessageCharacters = maxMessageCharacters
         }
     }
 
@@ -294,7 +310,8 @@ public enum ChatServerFrame: Sendable, Equatable {
         case .welcome(let welcome):
             object = ["type": "welcome", "v": .int(Int64(chatProtocolVersion)), "visitor_token": .string(welcome.visitorToken),
                       "identified": .bool(welcome.identified), "seq": .int(welcome.seq),
-                      "availability": .object(Self.availabilityObject(welcome.availability))]
+                      "availability": .object(Self.availabilityObject(welcome.availability)),
+                      "max_message_characters": .int(Int64(welcome.maxMessageCharacters))]
         case .message(let message):
             object = ["type": "message", "seq": .int(message.seq), "from": .string(message.sender.rawValue),
                       "text": .string(message.text), "at": .string(message.at)]
@@ -318,7 +335,7 @@ public enum ChatServerFrame: Sendable, Equatable {
             object = ["type": "continued", "channel": .string(channel.rawValue)]
         case .error(let error, let clientID, let retryAfter):
             object = ["type": "error", "code": .string(error.code), "message": .string(error.message)]
-            if let clientID { object["client_id"] = .string(clientID) }
+            if let clientID = clientID ?? error.clientID { object["client_id"] = .string(clientID) }
             if let retryAfter { object["retry_after_ms"] = .int(Int64(retryAfter)) }
         case .pong:
             object = ["type": "pong"]

@@ -197,6 +197,8 @@ public struct SwitchboardConfiguration: Sendable {
         public var allowedOrigins: [String] = []
         public var visitorTokenSecret: Secret?
         public var identitySecret: Secret?
+        /// Refuse identity hashes that do not sign an expiry (`id:expires`).
+        public var identityRequireExpiry = false
         public var maxMessageCharacters = 4000
         public var maxFrameBytes = 16_384
         public var messagesPerMinute = 20
@@ -452,6 +454,9 @@ public struct SwitchboardConfiguration: Sendable {
                 throw Problem(key: "chat.identity_secret", reason: "must be at least 32 characters")
             }
             config.chat.identitySecret = value.isEmpty ? nil : Secret(value)
+        },
+        Key("chat.identity_require_expiry", "false") { config, value in
+            config.chat.identityRequireExpiry = try bool(key: "chat.identity_require_expiry", value)
         },
         Key("chat.max_message_characters", "4000") { config, value in
             config.chat.maxMessageCharacters = try Int(key: "chat.max_message_characters", value, in: 1...100_000)

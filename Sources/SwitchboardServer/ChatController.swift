@@ -44,6 +44,8 @@ final class ChatHub: Sendable {
 
     private let state = Mutex(State())
     private let nextID = Atomic<Int>(0)
+    /// Every open chat socket, hello or not: what `chat.max_connections` limits.
+    let sockets = Atomic<Int>(0)
     /// Signalled on every commit to `events`; the pump reads what changed.
     let eventsCommitted = WakeSignal()
 
@@ -196,11 +198,21 @@ struct ChatController {
     /// Whether the page at `origin` may open the chat: listed, "*", or the daemon's own
     /// origin (the Host the browser connected to).
     static func originAllowed(_ origin: String?, host: String?, allowed: [String]) -> Bool {
-        guard let origin = origin?.lowercased() else { return true }  // not a browser: Origin is a browser's claim
-        if allowed.contains("*") || allowed.contains(origin) { return true }
-        guard let host = host?.lowercased(), let url = URL(string: origin), let originHost = url.host else { return false }
-        let originAuthority = url.port.map { "\(originHost):\($0)" } ?? originHost
-        return originAuthority == host
+        guard let origin else { return true }  // not a browser: Origin is a browser's claim
+        guard let given = normalisedOrigin(origin) else { return false }
+        if allowed.contains("*") || allowed.compactMap(normalisedOrigin).contains(given) { return true }
+        guard let host = host?.lowercased(), let url = URL(string: given) else { return false }
+        let authority = url.port.map { "\(url.host ?? ""):\($0)" } ?? (url.host ?? "")
+        return authority == host
+    }
+
+    /// `scheme://host[:port]`, lower-cased, the scheme's default port left out — the form a
+    /// browser sends — or nil for anything else (`null`, a path).
+    static func normalisedOrigin(_ text: String) -> String? {
+        guard let url = URL(string: text.lowercased()), let scheme = url.scheme, ["http", "https"].contains(scheme),
+              let host = url.host, !host.isEmpty, url.path.isEmpty || url.path == "/" else { return nil }
+        let port = url.port.flatMap { ($0 == 80 && scheme == "http") || ($0 == 443 && scheme == "https") ? nil : $0 }
+        return "\(scheme)://\(host)" + (port.map { ":\($0)" } ?? "")
     }
 
     func upgrade(_ head: HTTPRequest, channel: any NIOCore.Channel, logger: Logger)
@@ -223,7 +235,9 @@ struct ChatController {
                 try await outbound.close(.unknown(1013), reason: "server shutting down, try again later")
                 return
             }
-            guard hub.count < chat.maxConnections else {
+            let open = hub.sockets.add(1, ordering: .relaxed).newValue
+            defer { hub.sockets.subtract(1, ordering: .relaxed) }
+            guard open <= chat.maxConnections else {
                 metrics.chatRefused(reason: "capacity")
                 logger.warning("chat refused: chat.max_connections reached", metadata: ["limit": "\(chat.maxConnections)"])
                 try await outbound.close(.unknown(1013), reason: "too many connections, try again later")
@@ -246,9 +260,17 @@ final class ChatSession: Sendable {
         var messages: ChatRateLimiter
         var frames: ChatRateLimiter
         var typingSentAt: ContinuousClock.Instant?
+        var typingSent: Bool?
         var hubID: Int?
         var mailbox: ChatHub.Mailbox?
         var closing = false
+        /// A hello is being answered (the hello timeout no longer applies).
+        var greeting = false
+        var welcomeAvailability: ChatServerFrame.Availability?
+        /// The newest seq written to this socket: `received` cannot claim beyond it.
+        var sentSeq: Int64 = 0
+        var receivedSeq: Int64 = 0
+        var readSeq: Int64 = 0
     }
 
     let controller: ChatController
@@ -319,6 +341,7 @@ final class ChatSession: Sendable {
     }
 
     private func refuse(_ error: ChatFrameError, clientID: String? = nil, retryAfter: Int? = nil) async throws {
+        // (the error's own client id, if any, goes out with it: see ChatServerFrame.json)
         controller.metrics.chatRefused(reason: error.code)
         log.notice("chat frame refused", metadata: ["reason": "\(error.code)", "visitor.id": "\(state.withLock { $0.visitorID } ?? "-")"])
         try await send(.error(error, clientID: clientID, retryAfterMilliseconds: retryAfter))
@@ -371,12 +394,29 @@ final class ChatSession: Sendable {
             state.withLock { $0.lastActivity = .now }
             try await patientTyping(visitorID: visitorID, active: active)
         case .received(let seq):
-            _ = try? await store.markChatReceived(visitorID: visitorID, upTo: seq)
+            // Only what this socket was sent, and only forward: one write per advance.
+            let upTo = state.withLock { state -> Int64? in
+                let capped = min(seq, state.sentSeq)
+                guard capped > state.receivedSeq else { return nil }
+                state.receivedSeq = capped
+                return capped
+            }
+            if let upTo { _ = try? await store.markChatReceived(visitorID: visitorID, upTo: upTo) }
         case .read(let seq):
-            state.withLock { $0.lastActivity = .now }
-            _ = try? await store.markChatRead(visitorID: visitorID, upTo: seq)
+            let upTo = state.withLock { state -> Int64? in
+                state.lastActivity = .now
+                let capped = min(seq, state.sentSeq)
+                guard capped > state.readSeq else { return nil }
+                state.readSeq = capped
+                return capped
+            }
+            if let upTo { _ = try? await store.markChatRead(visitorID: visitorID, upTo: upTo) }
         case .continue(let channel, let address):
             state.withLock { $0.lastActivity = .now }
+            if let wait = state.withLock({ $0.messages.take(now: now) }) {
+                try await refuse(ChatFrameError("rate_limited", "too many requests; wait before trying again"), retryAfter: wait)
+                return true
+            }
             try await continueOn(channel, address: address, visitorID: visitorID)
         case .ping:
             try await send(.pong)
@@ -384,9 +424,10 @@ final class ChatSession: Sendable {
         return true
     }
 
-    /// Verifies who is connecting, registers the socket, sends the welcome. The writer then
-    /// replays what the visitor has not seen.
+    /// Verifies who is connecting, sends the welcome, then registers the socket: the writer
+    /// replays what the visitor has not seen only after the welcome went out.
     private func greet(_ hello: ChatClientFrame.Hello) async throws -> Bool {
+        state.withLock { $0.greeting = true }
         let tokens = try await controller.tokens.get()
         var visitorID: String?
         var identified = false
@@ -398,15 +439,19 @@ final class ChatSession: Sendable {
                 try await close(4401, "identity not accepted")
                 return false
             }
-            guard ChatIdentityHash.isValid(id: identity.id, hash: identity.hash, secret: Array(secret.value.utf8)) else {
+            let expired = identity.expires.map { $0 < Int64(Date().timeIntervalSince1970) } ?? controller.chat.identityRequireExpiry
+            guard !expired, ChatIdentityHash.isValid(id: identity.id, expires: identity.expires, hash: identity.hash,
+                                                     secret: Array(secret.value.utf8)) else {
                 controller.metrics.chatRefused(reason: "identity")
-                log.warning("chat refused: identity hash does not match", metadata: ["hint": "the site must sign identity.id with chat.identity_secret"])
-                try await send(.error(ChatFrameError("identity_rejected", "identity.hash does not match identity.id")))
+                log.warning("chat refused: identity hash does not match", metadata: [
+                    "hint": "the site must sign identity.id (and identity.expires) with chat.identity_secret", "expired": "\(expired)"])
+                try await send(.error(ChatFrameError("identity_rejected", expired ? "identity.expires is missing or past"
+                                                                                  : "identity.hash does not match identity.id")))
                 try await close(4401, "identity rejected")
                 return false
             }
             identified = true
-            visitorID = try await store.chatVisitor(identity: identity.id) ?? Identifier.make(prefix: "vis")
+            visitorID = try await store.identifiedChatVisitor(identity: identity.id, displayName: identity.name)
             state.withLock {
                 $0.identity = identity.id
                 $0.displayName = identity.name
@@ -422,19 +467,23 @@ final class ChatSession: Sendable {
         let id = visitorID ?? Identifier.make(prefix: "vis")
         let resumed = visitorID != nil
         let latest = try await store.chatLatestSeq(visitorID: id)
-        let (hubID, mailbox) = controller.hub.register(visitorID: id)
+        logger.withLock { $0[metadataKey: "visitor.id"] = "\(id)" }
+        let availability = try await availability(teamID: nil)
         state.withLock {
             $0.visitorID = id
             $0.resumeAfter = min(hello.lastSeq ?? 0, latest)
+            $0.lastActivity = .now
+            $0.welcomeAvailability = availability
+        }
+        try await send(.welcome(.init(visitorToken: identified ? "" : tokens.issue(visitorID: id), identified: identified,
+                                      seq: latest, availability: availability,
+                                      maxMessageCharacters: controller.chat.maxMessageCharacters)))
+        let (hubID, mailbox) = controller.hub.register(visitorID: id)
+        state.withLock {
             $0.hubID = hubID
             $0.mailbox = mailbox
-            $0.lastActivity = .now
         }
-        logger.withLock { $0[metadataKey: "visitor.id"] = "\(id)" }
         controller.metrics.chatConnections(controller.hub.count)
-        let availability = try await availability(teamID: nil)
-        try await send(.welcome(.init(visitorToken: identified ? "" : tokens.issue(visitorID: id), identified: identified,
-                                      seq: latest, availability: availability)))
         log.info("chat connected", metadata: ["identified": "\(identified)", "resumed": "\(resumed)", "after": "\(hello.lastSeq ?? 0)"])
         helloDone.signal()
         return true
@@ -457,37 +506,38 @@ final class ChatSession: Sendable {
         let (identity, name) = state.withLock { ($0.identity, $0.displayName) }
         let inbound = ChatInbound(visitorID: visitorID, identity: identity, displayName: name, clientID: clientID, text: text,
                                   raw: Array(raw.utf8))
+        let stored: (result: IngestResult, seq: Int64)
         do {
-            let (result, seq) = try await store.recordChatMessage(inbound, reopenWindowMilliseconds: controller.chat.reopenWindowSeconds * 1000)
-            controller.hub.bind(conversationID: result.conversationID, visitorID: visitorID)
-            if !result.duplicate {
-                controller.metrics.messageIn(channel: .chat)
-                controller.triageWake.signal()
-                log.info("chat message stored", metadata: ["conversation.id": "\(result.conversationID)", "message.id": "\(result.messageID)"])
-            }
-            try await send(.ack(clientID: clientID, seq: seq, duplicate: result.duplicate))
-            state.withLock { $0.mailbox }?.wake.signal()
-        } catch let error as StoreError {
-            controller.metrics.chatRefused(reason: "store")
-            log.error("chat message not stored", metadata: ["error": "\(error)"])
-            try await send(.error(ChatFrameError("unavailable", "the message was not stored; send it again"), clientID: clientID,
-                                  retryAfterMilliseconds: 2000))
+            stored = try await store.recordChatMessage(inbound, reopenWindowMilliseconds: controller.chat.reopenWindowSeconds * 1000)
         } catch {
-            controller.metrics.storeFailure()
+            if !(error is StoreError) { controller.metrics.storeFailure() }
             controller.metrics.chatRefused(reason: "store")
             log.error("chat message not stored", metadata: ["error.type": "\(type(of: error))"])
             try await send(.error(ChatFrameError("unavailable", "the message was not stored; send it again"), clientID: clientID,
                                   retryAfterMilliseconds: 2000))
+            return
         }
+        controller.hub.bind(conversationID: stored.result.conversationID, visitorID: visitorID)
+        if !stored.result.duplicate {
+            controller.metrics.messageIn(channel: .chat)
+            controller.triageWake.signal()
+            log.info("chat message stored", metadata: ["conversation.id": "\(stored.result.conversationID)",
+                                                       "message.id": "\(stored.result.messageID)"])
+        }
+        try await send(.ack(clientID: clientID, seq: stored.seq, duplicate: stored.result.duplicate))
+        state.withLock { $0.mailbox }?.wake.signal()
     }
 
-    /// Tells the conversation's agents the patient is typing — at most every 3 s while it
-    /// continues (each is an event row).
+    /// Tells the conversation's agents the patient started or stopped typing — changes only,
+    /// at most one every 1.5 s (each is an event row).
     private func patientTyping(visitorID: String, active: Bool) async throws {
         let now = ContinuousClock.now
         let due = state.withLock { state -> Bool in
-            if active, let last = state.typingSentAt, now - last < .seconds(3) { return false }
-            state.typingSentAt = active ? now : nil
+            // A change of state, at most one every 1.5 s (an event row each).
+            if state.typingSent == active { return false }
+            if let last = state.typingSentAt, now - last < .milliseconds(1500) { return false }
+            state.typingSentAt = now
+            state.typingSent = active
             return true
         }
         guard due, let conversation = try await store.chatState(visitorID: visitorID) else { return }
@@ -515,13 +565,17 @@ final class ChatSession: Sendable {
             }
             normalised = address.lowercased()
         }
-        guard let conversation = try await store.continueChat(visitorID: visitorID, channel: channel == .sms ? .sms : .email,
-                                                               address: normalised) else {
+        switch try await store.continueChat(visitorID: visitorID, channel: channel == .sms ? .sms : .email, address: normalised) {
+        case .continued(let conversation):
+            log.info("chat continues on another channel", metadata: ["conversation.id": "\(conversation)", "to.channel": "\(channel.rawValue)"])
+            try await send(.continued(channel: channel))
+        case .noConversation:
             try await refuse(ChatFrameError("no_conversation", "send a message first; then the conversation can continue elsewhere"))
-            return
+        case .alreadyContinued:
+            try await refuse(ChatFrameError("already_continued", "this conversation already continues on another channel"))
+        case .addressUnavailable:
+            try await refuse(ChatFrameError("address_unavailable", "this address cannot be used from the chat; please call the clinic"))
         }
-        log.info("chat continues on another channel", metadata: ["conversation.id": "\(conversation)", "to.channel": "\(channel.rawValue)"])
-        try await send(.continued(channel: channel))
     }
 
     static func isMailAddress(_ text: String) -> Bool {
@@ -537,9 +591,13 @@ final class ChatSession: Sendable {
         let chat = controller.chat
         // Hello.
         await helloDone.wait(timeout: .seconds(chat.helloTimeoutSeconds), on: eventLoop)
-        guard let (visitorID, mailbox, resumeAfter) = state.withLock({ state in
-            state.mailbox.map { (state.visitorID!, $0, state.resumeAfter) } }) else {
-            if !state.withLock({ $0.closing }) {
+        // A hello that arrived in time but is still being answered (a slow store) is waited for.
+        while !Task.isCancelled, state.withLock({ $0.greeting && $0.mailbox == nil && !$0.closing }) {
+            await helloDone.wait(timeout: .seconds(1), on: eventLoop)
+        }
+        guard let (visitorID, mailbox, resumeAfter, welcomed) = state.withLock({ state in
+            state.mailbox.map { (state.visitorID!, $0, state.resumeAfter, state.welcomeAvailability) } }) else {
+            if !Task.isCancelled, !state.withLock({ $0.closing || $0.greeting }) {
                 controller.metrics.chatRefused(reason: "hello_timeout")
                 log.notice("chat closed: no hello in time", metadata: ["limit.seconds": "\(chat.helloTimeoutSeconds)"])
                 try await close(4408, "no hello within \(chat.helloTimeoutSeconds) seconds")
@@ -549,7 +607,7 @@ final class ChatSession: Sendable {
         var cursor = resumeAfter
         var shown: ChatConversationState?
         var shownQueue: (position: Int, waitSeconds: Int?)?
-        var shownAvailability: ChatServerFrame.Availability?
+        var shownAvailability = welcomed
         var availabilityCheckedAt = ContinuousClock.now - .seconds(3600)
         while !Task.isCancelled {
             let now = ContinuousClock.now
@@ -571,6 +629,7 @@ final class ChatSession: Sendable {
                         text: item.text, at: Timestamp.format(item.createdAt), clientID: item.clientID,
                         agentName: item.senderKind == "agent" ? item.agentName : nil)))
                     cursor = item.seq
+                    state.withLock { $0.sentSeq = item.seq }
                 }
                 full = items.count == 200
             }

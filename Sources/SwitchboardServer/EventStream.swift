@@ -81,6 +81,10 @@ struct EventStreamController {
             authenticated = nil
         }
         let agent = authenticated
+        // A console session is checked again while the stream runs: signing out, a password
+        // change, deactivation or the idle timeout end the stream too.
+        let session = head.headerFields[.authorization] == nil
+            ? BearerAuthMiddleware.cookie(BearerAuthMiddleware.cookieName, in: head.headerFields) : nil
         let afterText = uri.queryParameters.get("after")
         return .upgrade([:]) { inbound, outbound, context in
             guard let agent else {
@@ -95,12 +99,12 @@ struct EventStreamController {
                 }
                 after = value
             }
-            try await stream(agent: agent, after: after, inbound: inbound, outbound: outbound, logger: context.logger)
+            try await stream(agent: agent, session: session, after: after, inbound: inbound, outbound: outbound, logger: context.logger)
         }
     }
 
-    private func stream(agent: Agent, after: Int64?, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
-                        logger: Logger) async throws {
+    private func stream(agent: Agent, session: String?, after: Int64?, inbound: WebSocketInboundStream,
+                        outbound: WebSocketOutboundWriter, logger: Logger) async throws {
         // Where to start: after `after` (replay), or at the newest event (live only). When
         // events after `after` were deleted by retention, `resync` follows the hello and
         // the stream continues from the newest event.
@@ -138,9 +142,19 @@ struct EventStreamController {
                     await router.touch(agent: agent.id)
                 }
             }
+            let idleSeconds = auth.sessionIdleSeconds
             group.addTask {
                 var cursor = start
+                var sessionCheckedAt = ContinuousClock.now
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    if let session, ContinuousClock.now - sessionCheckedAt >= .seconds(60) {
+                        sessionCheckedAt = .now
+                        if try await store.consoleSession(token: session, idleSeconds: idleSeconds, touch: false) == nil {
+                            logger.info("event stream closed: console session ended", metadata: ["agent.id": "\(agent.id)"])
+                            try await outbound.close(.unknown(4401), reason: "the console session ended; sign in again")
+                            return
+                        }
+                    }
                     let events = try await store.events(for: agent, after: cursor, limit: Self.batch)
                     for event in events {
                         try await outbound.write(.text(Self.frame(event)))

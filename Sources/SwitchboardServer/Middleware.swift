@@ -117,6 +117,7 @@ struct BearerAuthMiddleware: RouterMiddleware {
 
     static let cookieName = "sb_session"
     static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
+    static let backgroundHeader = HTTPField.Name("X-Switchboard-Background")!
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let agent = try await authenticate(request.headers, method: request.method, logger: context.logger, sourceAddress: context.sourceAddress)
@@ -131,7 +132,9 @@ struct BearerAuthMiddleware: RouterMiddleware {
     /// a missing CSRF token) naming what is wrong.
     func authenticate(_ headers: HTTPFields, method: HTTPRequest.Method = .get, logger: Logger, sourceAddress: String?) async throws -> Agent {
         if headers[.authorization] == nil, let session = Self.cookie(Self.cookieName, in: headers) {
-            guard let found = try await store.consoleSession(token: session, idleSeconds: sessionIdleSeconds) else {
+            // The console's own refreshes (an event arrived) do not restart the idle clock.
+            let background = headers[Self.backgroundHeader] != nil
+            guard let found = try await store.consoleSession(token: session, idleSeconds: sessionIdleSeconds, touch: !background) else {
                 throw APIError(.unauthorized, code: "session_expired", "the console session ended; sign in again")
             }
             if ![.get, .head, .options].contains(method) {

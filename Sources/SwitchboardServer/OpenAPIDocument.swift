@@ -2032,7 +2032,7 @@ enum OpenAPIDocument {
             "$ref": "\u0023/components/responses/UnsupportedMediaType"
           },
           "429": {
-            "description": "`too_many_attempts`: 10 failed sign-ins from this address in 5 minutes.",
+            "description": "`too_many_attempts`: 10 attempts without success from this address, or for this account, in 5 minutes.",
             "content": {
               "application/json": {
                 "schema": {

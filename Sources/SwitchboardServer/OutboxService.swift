@@ -50,7 +50,7 @@ public struct OutboxService: Service, CustomStringConvertible {
 
     /// Channels whose egress is configured. Items of other channels wait in the outbox.
     var deliverableChannels: [SwitchboardCore.Channel] {
-        var channels: [SwitchboardCore.Channel] = [.chat]
+        var channels: [SwitchboardCore.Channel] = configuration.chat.enabled ? [.chat] : []
         if configuration.portal.outboundURL != nil && configuration.portal.effectiveOutboundSecret != nil { channels.append(.portal) }
         if configuration.twilio.outboundEnabled || configuration.kannel.outboundEnabled { channels.append(.sms) }
         if configuration.email.outboundEnabled { channels.append(.email) }
@@ -58,7 +58,7 @@ public struct OutboxService: Service, CustomStringConvertible {
     }
 
     public func run() async throws {
-        if deliverableChannels == [.chat] {
+        if deliverableChannels.allSatisfy({ $0 == .chat }) {
             logger.notice("outbox has no configured egress besides web chat; other replies wait until one is configured",
                           metadata: ["missing": "portal.outbound_url, twilio, kannel or email.submission_url"])
         }

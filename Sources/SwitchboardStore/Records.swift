@@ -180,6 +180,9 @@ public struct InboundContact: Sendable, Equatable {
     /// A web-chat visitor id.
     public var chatVisitorID: String?
     public var displayName: String?
+    /// False when the name is only a claim (a chat page's): it fills a contact without a
+    /// name but never replaces one.
+    public var nameIsAuthoritative = true
 
     public init(portalID: String? = nil, phoneE164: String? = nil, email: String? = nil, chatVisitorID: String? = nil,
                 displayName: String? = nil) {

@@ -381,6 +381,14 @@ enum Schema {
         ALTER TABLE conversations ADD COLUMN chat_visitor_id TEXT REFERENCES chat_visitors(id);
         CREATE INDEX conversations_by_visitor ON conversations(chat_visitor_id, status) WHERE chat_visitor_id IS NOT NULL;
         ALTER TABLE messages ADD COLUMN read_at INTEGER;
+        -- The chat stream's sequence number. Not the rowid: VACUUM may renumber the rowids
+        -- of a table without an INTEGER PRIMARY KEY, and a resuming widget relies on this
+        -- number only ever growing. One more than the largest so far, set as each row lands.
+        ALTER TABLE messages ADD COLUMN seq INTEGER;
+        UPDATE messages SET seq = rowid;
+        CREATE UNIQUE INDEX messages_by_seq ON messages(seq);
+        CREATE TRIGGER messages_seq AFTER INSERT ON messages
+        BEGIN UPDATE messages SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages) WHERE rowid = NEW.rowid; END;
         CREATE TABLE settings (
             key   TEXT PRIMARY KEY NOT NULL,
             value BLOB NOT NULL

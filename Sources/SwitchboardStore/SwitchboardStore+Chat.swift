@@ -2,9 +2,10 @@ import Foundation
 import GRDB
 import SwitchboardCore
 
-/// One entry of a visitor's chat stream: a message of one of their conversations, in
-/// commit order. `seq` is the message's rowid — it only grows, and because SQLite has one
-/// writer at a time, a reader that has seen `seq` N has seen every committed row below it.
+/// One entry of a visitor's chat stream: a chat message of one of their conversations, in
+/// commit order. `seq` is the message's `seq` column — it only grows (VACUUM included), and
+/// because SQLite has one writer at a time, a reader that has seen `seq` N has seen every
+/// committed row below it.
 public struct ChatStreamItem: Sendable, Equatable {
     public var seq: Int64
     public var messageID: String
@@ -97,9 +98,9 @@ extension SwitchboardStore {
     /// again returns the first answer and stores nothing.
     public func recordChatMessage(_ chat: ChatInbound, reopenWindowMilliseconds: Int64,
                                   now: Int64 = Timestamp.now()) async throws -> (result: IngestResult, seq: Int64) {
-        let inbound = InboundMessage(channel: .chat, deliveryID: chat.externalID, raw: chat.raw,
-                                     contact: InboundContact(portalID: chat.identity, chatVisitorID: chat.visitorID,
-                                                             displayName: chat.displayName),
+        var contact = InboundContact(portalID: chat.identity, chatVisitorID: chat.visitorID, displayName: chat.displayName)
+        contact.nameIsAuthoritative = false  // a chat page's claim, not the patient record
+        let inbound = InboundMessage(channel: .chat, deliveryID: chat.externalID, raw: chat.raw, contact: contact,
                                      externalMessageID: chat.externalID, text: chat.text, sentAt: now)
         return try await pool.write { db in
             let result = try Self.recordInbound(db, inbound, now: now) { db, contactID in
@@ -110,7 +111,7 @@ extension SwitchboardStore {
                 return try Self.resolveChatConversation(db, visitorID: chat.visitorID, contactID: contactID,
                                                         reopenWindow: reopenWindowMilliseconds, now: now)
             }
-            let seq = try Int64.fetchOne(db, sql: "SELECT rowid FROM messages WHERE id = ?", arguments: [result.messageID]) ?? 0
+            let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM messages WHERE id = ?", arguments: [result.messageID]) ?? 0
             return (result, seq)
         }
     }
@@ -134,16 +135,17 @@ extension SwitchboardStore {
         return id
     }
 
-    /// The visitor's messages after `seq`, oldest first (patient and agent messages; never
-    /// internal notes).
+    /// The visitor's chat messages after `seq`, oldest first (patient and agent messages;
+    /// never internal notes, never what came or went by SMS or email after the chat
+    /// continued there — the widget shows only the chat).
     public func chatStream(visitorID: String, after seq: Int64, limit: Int = 200) async throws -> [ChatStreamItem] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT m.rowid AS seq, m.id, m.direction, m.sender_kind, a.name AS agent_name, m.body_text, m.created_at, m.external_id
+                SELECT m.seq, m.id, m.direction, m.sender_kind, a.name AS agent_name, m.body_text, m.created_at, m.external_id
                 FROM messages m LEFT JOIN agents a ON a.id = m.sender_agent_id
                 WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
-                  AND m.direction IN ('inbound','outbound') AND m.rowid > ?
-                ORDER BY m.rowid LIMIT ?
+                  AND m.channel = 'chat' AND m.direction IN ('inbound','outbound') AND m.seq > ?
+                ORDER BY m.seq LIMIT ?
                 """, arguments: [visitorID, seq, limit]).map { row in
                 let direction = MessageDirection(rawValue: row["direction"]) ?? .inbound
                 let external: String? = row["external_id"]
@@ -160,8 +162,9 @@ extension SwitchboardStore {
     public func chatLatestSeq(visitorID: String) async throws -> Int64 {
         try await pool.read { db in
             try Int64.fetchOne(db, sql: """
-                SELECT MAX(m.rowid) FROM messages m
-                WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?) AND m.direction IN ('inbound','outbound')
+                SELECT MAX(m.seq) FROM messages m
+                WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
+                  AND m.channel = 'chat' AND m.direction IN ('inbound','outbound')
                 """, arguments: [visitorID]) ?? 0
         }
     }
@@ -194,21 +197,18 @@ extension SwitchboardStore {
             """, arguments: [teamID, teamID]) ?? 0
     }
 
-    /// The patient's widget received every frame up to `seq`: their chat replies up to it
-    /// are delivered.
+    /// The patient's widget received every frame up to `seq`: the chat replies up to it that
+    /// were sent (the caller caps `seq` at what it sent) are delivered.
     public func markChatReceived(visitorID: String, upTo seq: Int64, now: Int64 = Timestamp.now()) async throws -> Int {
         try await pool.write { db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT m.id, m.conversation_id FROM messages m
                 WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
-                  AND m.direction = 'outbound' AND m.channel = 'chat' AND m.delivery_status IN ('queued','sent') AND m.rowid <= ?
+                  AND m.direction = 'outbound' AND m.channel = 'chat' AND m.delivery_status = 'sent' AND m.seq <= ?
                 """, arguments: [visitorID, seq])
             for row in rows {
                 try db.execute(sql: "UPDATE messages SET delivery_status = 'delivered', delivery_updated_at = ? WHERE id = ?",
                                arguments: [now, row["id"] as String])
-                try db.execute(sql: """
-                    UPDATE outbox SET state = 'delivered', finished_at = ? WHERE message_id = ? AND state = 'pending'
-                    """, arguments: [now, row["id"] as String])
                 try Self.messageStatusEvent(db, messageID: row["id"], conversationID: row["conversation_id"], status: .delivered, now: now)
             }
             return rows.count
@@ -221,7 +221,7 @@ extension SwitchboardStore {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT m.id, m.conversation_id FROM messages m
                 WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
-                  AND m.direction = 'outbound' AND m.read_at IS NULL AND m.rowid <= ?
+                  AND m.direction = 'outbound' AND m.channel = 'chat' AND m.read_at IS NULL AND m.seq <= ?
                 """, arguments: [visitorID, seq])
             for row in rows {
                 try db.execute(sql: "UPDATE messages SET read_at = ? WHERE id = ?", arguments: [now, row["id"] as String])
@@ -232,28 +232,67 @@ extension SwitchboardStore {
         }
     }
 
-    /// The patient chose to continue on SMS or email: the address joins their contact and
-    /// the visitor's open conversation switches channel, so agents' replies go out there.
-    /// Returns the conversation, or nil when the visitor has none open.
-    public func continueChat(visitorID: String, channel: Channel, address: String, now: Int64 = Timestamp.now()) async throws -> String? {
+    public enum ContinueOutcome: Sendable, Equatable {
+        case continued(conversationID: String)
+        /// The visitor has no open conversation (nothing to continue yet).
+        case noConversation
+        /// The open conversation already left the chat for another channel.
+        case alreadyContinued
+        /// The address belongs to another patient: never re-pointed from a chat page.
+        case addressUnavailable
+    }
+
+    /// The patient chose to continue on SMS or email. The address is not verified, so it may
+    /// only be one that nobody else owns: it joins this contact (if no one has it) and the
+    /// visitor's open chat conversation switches channel, once, so agents' replies go there.
+    /// Inbound SMS and email thread back only to the same contact's conversations.
+    public func continueChat(visitorID: String, channel: Channel, address: String, now: Int64 = Timestamp.now()) async throws -> ContinueOutcome {
         precondition(channel == .sms || channel == .email)
+        let kind = channel == .sms ? IdentityKind.phone : IdentityKind.email
         return try await pool.write { db in
             guard let row = try Row.fetchOne(db, sql: """
-                SELECT id, contact_id FROM conversations WHERE chat_visitor_id = ? AND status <> 'resolved'
+                SELECT id, contact_id, channel FROM conversations WHERE chat_visitor_id = ? AND status <> 'resolved'
                 ORDER BY last_message_at DESC LIMIT 1
-                """, arguments: [visitorID]) else { return nil }
+                """, arguments: [visitorID]) else { return .noConversation }
             let id: String = row["id"]
+            let contactID: String = row["contact_id"]
+            guard (row["channel"] as String) == Channel.chat.rawValue else { return .alreadyContinued }
+            if let owner = try String.fetchOne(db, sql: "SELECT contact_id FROM contact_identities WHERE kind = ? AND value = ?",
+                                               arguments: [kind.rawValue, address]), owner != contactID {
+                try Self.audit(db, actorKind: "channel", actorID: Channel.chat.rawValue, action: "conversation.continue_refused",
+                               conversationID: id, now: now)
+                return .addressUnavailable
+            }
             try db.execute(sql: """
                 INSERT INTO contact_identities (contact_id, kind, value, created_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (kind, value) DO NOTHING
-                """, arguments: [row["contact_id"] as String, channel == .sms ? IdentityKind.phone.rawValue : IdentityKind.email.rawValue,
-                                 address, now])
+                """, arguments: [contactID, kind.rawValue, address, now])
             try db.execute(sql: "UPDATE conversations SET channel = ?, remote_address = ?, updated_at = ? WHERE id = ?",
                            arguments: [channel.rawValue, address, now, id])
             try Self.audit(db, actorKind: "channel", actorID: Channel.chat.rawValue, action: "conversation.channel_changed",
-                      conversationID: id, now: now)
+                           conversationID: id, now: now)
             try Self.conversationEvent(db, kind: "conversation.channel", conversationID: id, data: ["channel": channel.rawValue], now: now)
-            return id
+            return .continued(conversationID: id)
+        }
+    }
+
+    /// The visitor of an identified patient, created at their first hello if need be (with
+    /// their contact, found or created by the site's patient id): every tab and device of
+    /// theirs is one visitor from the start. Safe against two hellos at once.
+    public func identifiedChatVisitor(identity: String, displayName: String?, now: Int64 = Timestamp.now()) async throws -> String {
+        try await pool.write { db in
+            if let existing = try String.fetchOne(db, sql: "SELECT id FROM chat_visitors WHERE identity = ?", arguments: [identity]) {
+                return existing
+            }
+            var contact = InboundContact(portalID: identity, displayName: displayName)
+            contact.nameIsAuthoritative = false
+            let visitorID = Identifier.make(prefix: "vis")
+            contact.chatVisitorID = visitorID
+            let contactID = try Self.resolveContact(db, contact, now: now)
+            try db.execute(sql: """
+                INSERT INTO chat_visitors (id, contact_id, identity, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
+                """, arguments: [visitorID, contactID, identity, now, now])
+            return visitorID
         }
     }
 

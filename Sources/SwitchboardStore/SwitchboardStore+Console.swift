@@ -95,9 +95,10 @@ extension SwitchboardStore {
         return (token, ConsoleSession(agent: agent, csrfToken: csrf))
     }
 
-    /// The live session for a cookie value, its idle clock restarted; nil when unknown,
-    /// idle for longer than `idleSeconds` (it is deleted), or its agent is inactive.
-    public func consoleSession(token: String, idleSeconds: Int64, now: Int64 = Timestamp.now()) async throws -> ConsoleSession? {
+    /// The live session for a cookie value, its idle clock restarted (unless `touch` is false:
+    /// a request the console made on its own); nil when unknown, idle for longer than
+    /// `idleSeconds` (it is deleted), or its agent is inactive.
+    public func consoleSession(token: String, idleSeconds: Int64, touch: Bool = true, now: Int64 = Timestamp.now()) async throws -> ConsoleSession? {
         guard token.hasPrefix("sbs_"), token.utf8.count < 128 else { return nil }
         let digest = Self.tokenDigest(token)
         guard let row = try await pool.read({ db -> (agentID: String, csrf: String, lastSeen: Int64)? in
@@ -115,7 +116,7 @@ extension SwitchboardStore {
             return nil
         }
         // The idle clock moves at most once a minute: not a write per request.
-        if now - lastSeen > 60_000 {
+        if touch && now - lastSeen > 60_000 {
             try await pool.write { db in
                 try db.execute(sql: "UPDATE console_sessions SET last_seen_at = ? WHERE token_digest = ?", arguments: [now, digest])
             }

@@ -42,15 +42,15 @@ extension SwitchboardStore {
 
     private static func resolveSMSConversation(_ db: Database, contactID: String, from: String, reopenWindow: Int64, now: Int64) throws -> String {
         if let id = try String.fetchOne(db, sql: """
-            SELECT id FROM conversations WHERE channel = 'sms' AND remote_address = ? AND status <> 'resolved'
+            SELECT id FROM conversations WHERE channel = 'sms' AND remote_address = ? AND contact_id = ? AND status <> 'resolved'
             ORDER BY last_message_at DESC LIMIT 1
-            """, arguments: [from]) {
+            """, arguments: [from, contactID]) {
             return id
         }
         if reopenWindow > 0, let id = try String.fetchOne(db, sql: """
-            SELECT id FROM conversations WHERE channel = 'sms' AND remote_address = ? AND status = 'resolved' AND resolved_at >= ?
+            SELECT id FROM conversations WHERE channel = 'sms' AND remote_address = ? AND contact_id = ? AND status = 'resolved' AND resolved_at >= ?
             ORDER BY resolved_at DESC LIMIT 1
-            """, arguments: [from, now - reopenWindow]) {
+            """, arguments: [from, contactID, now - reopenWindow]) {
             try reopen(db, conversationID: id, actorKind: "channel", actorID: Channel.sms.rawValue, now: now)
             return id
         }

@@ -190,8 +190,9 @@ public final class SwitchboardStore: Sendable {
         if let contactID {
             id = contactID
             if let name = contact.displayName, !name.isEmpty {
-                try db.execute(sql: "UPDATE contacts SET display_name = ?, updated_at = ? WHERE id = ? AND display_name IS NOT ?",
-                               arguments: [name, now, id, name])
+                try db.execute(sql: """
+                    UPDATE contacts SET display_name = ?, updated_at = ? WHERE id = ? AND display_name IS NOT ? AND (? OR display_name IS NULL)
+                    """, arguments: [name, now, id, name, contact.nameIsAuthoritative])
             }
         } else {
             id = Identifier.make(prefix: "ctc")

@@ -57,6 +57,10 @@ import Testing
         let agent = try await store.createAgent(name: "Ana", email: "ana@example.org", role: .admin, team: nil).agent
         let reply = try await store.reply(conversationID: first.result.conversationID, by: agent, text: "Hi")
         let seq = try await store.chatLatestSeq(visitorID: "vis_a")
+        #expect(try await store.markChatReceived(visitorID: "vis_a", upTo: seq) == 0)  // not sent yet: the outbox has not run
+        for item in try await store.dueOutboxItems(channels: [.chat], now: Timestamp.now() + 1, limit: 10, excluding: []) {
+            try await store.markOutboxDelivered(item, status: .sent)
+        }
         #expect(try await store.markChatReceived(visitorID: "vis_a", upTo: seq - 1) == 0)
         #expect(try await store.markChatReceived(visitorID: "vis_a", upTo: seq) == 1)
         #expect(try await store.markChatReceived(visitorID: "vis_a", upTo: seq) == 0)
@@ -66,9 +70,14 @@ import Testing
         #expect(status == "delivered")
         #expect(try await store.markChatRead(visitorID: "vis_a", upTo: seq) == 1)
 
-        #expect(try await store.continueChat(visitorID: "vis_none", channel: .sms, address: "+15550100") == nil)
+        #expect(try await store.continueChat(visitorID: "vis_none", channel: .sms, address: "+15550100") == .noConversation)
+        // A number that belongs to another patient is never re-pointed from a chat.
+        _ = try await store.recordSMSMessage(SMSInbound(gateway: .twilio, gatewayMessageID: "SM1", raw: [], from: "+15550999", to: "+15550000",
+                                                        text: "other patient", sentAt: 1), reopenWindowMilliseconds: 0)
+        #expect(try await store.continueChat(visitorID: "vis_a", channel: .sms, address: "+15550999") == .addressUnavailable)
         let id = try await store.continueChat(visitorID: "vis_a", channel: .sms, address: "+15550100")
-        #expect(id == first.result.conversationID)
+        #expect(id == .continued(conversationID: first.result.conversationID))
+        #expect(try await store.continueChat(visitorID: "vis_a", channel: .email, address: "a@example.org") == .alreadyContinued)
         let row = try await store.pool.read { db in
             try Row.fetchOne(db, sql: "SELECT channel, remote_address FROM conversations WHERE id = ?", arguments: [first.result.conversationID])
                 .map { [$0["channel"], $0["remote_address"]] as [String?] }
@@ -80,6 +89,45 @@ import Testing
         #expect(later.result.conversationID == first.result.conversationID)
         let smsReply = try await store.reply(conversationID: first.result.conversationID, by: agent, text: "Yes")
         #expect(smsReply.channel == .sms)
+        // The widget shows the chat only: the SMS reply is not in the visitor's stream.
+        #expect(try await store.chatStream(visitorID: "vis_a", after: 0).map(\.text) == ["hello", "Hi", "still there?"])
+    }
+
+    @Test func sequenceNumbersSurviveVacuumAndOnlyGrow() async throws {
+        let store = try makeStore()
+        for i in 0..<5 { _ = try await store.recordChatMessage(chat("vis_\(i)", "c", "m\(i)"), reopenWindowMilliseconds: 0) }
+        let before = try await store.chatStream(visitorID: "vis_4", after: 0)
+        // VACUUM may renumber the rowids of a table without an INTEGER PRIMARY KEY: do it by
+        // hand (the oldest rows get the highest rowids), then compact for real.
+        try await store.pool.write { db in
+            try db.execute(sql: "UPDATE messages SET rowid = 1000000 - rowid")
+        }
+        _ = try await store.vacuum()
+        #expect(try await store.chatStream(visitorID: "vis_4", after: 0) == before)
+        let next = try await store.recordChatMessage(chat("vis_4", "d", "later"), reopenWindowMilliseconds: 0)
+        #expect(next.seq > before[0].seq)
+    }
+
+    @Test func concurrentHellosOfOnePatientShareOneVisitor() async throws {
+        let store = try makeStore()
+        let ids = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<8 { group.addTask { try await store.identifiedChatVisitor(identity: "P-1", displayName: "Ana") } }
+            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+        }
+        #expect(ids.count == 1)
+        let visitor = try #require(ids.first)
+        let stored = try await store.recordChatMessage(chat(visitor, "c1", "hi", identity: "P-1"), reopenWindowMilliseconds: 0)
+        #expect(!stored.result.duplicate)
+        // A name from a chat page fills a blank but never replaces the record's name.
+        _ = try await store.record(delivery: "d9", patient: "P-1", message: "m9")  // the portal names the patient "N"
+        _ = try await store.identifiedChatVisitor(identity: "P-1", displayName: "Someone Else")
+        _ = try await store.recordChatMessage(ChatInbound(visitorID: visitor, identity: "P-1", displayName: "Someone Else",
+                                                          clientID: "c2", text: "x", raw: []), reopenWindowMilliseconds: 0)
+        let name = try await store.pool.read { db in
+            try String.fetchOne(db, sql: "SELECT display_name FROM contacts c JOIN chat_visitors v ON v.contact_id = c.id WHERE v.id = ?",
+                                arguments: [visitor])
+        }
+        #expect(name == "N")
     }
 
     @Test func aResolvedChatReopensWithinTheWindowOnly() async throws {

@@ -20,8 +20,11 @@
   function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } }
   function when(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
 
-  function api(method, path, body) {
+  // `background`: a refresh the console made on its own (an event arrived), not something
+  // the agent did; it does not count as activity, so an unattended console still signs out.
+  function api(method, path, body, background) {
     var headers = { "Accept": "application/json" };
+    if (background) { headers["X-Switchboard-Background"] = "1"; }
     if (body !== undefined) { headers["Content-Type"] = "application/json"; }
     if (method !== "GET" && csrf) { headers["X-CSRF-Token"] = csrf; }
     return fetch(path, { method: method, headers: headers, credentials: "same-origin",
@@ -120,9 +123,9 @@
     var item = el("li"); item.appendChild(button);
     return item;
   }
-  function loadInbox() {
+  function loadInbox(background) {
     if (!me) { return Promise.resolve(); }
-    return api("GET", "/api/v1/conversations?" + queries[filter]).then(function (data) {
+    return api("GET", "/api/v1/conversations?" + queries[filter], undefined, background === true).then(function (data) {
       var list = $("inbox"); clear(list);
       data.conversations.forEach(function (c) { list.appendChild(conversationButton(c)); });
       if (!data.conversations.length) { list.appendChild(el("li", "empty", "Nothing here.")); }
@@ -136,9 +139,9 @@
     var name = agent ? agent.name : (message.sender_agent_id ? "Agent" : "Automatic reply");
     return message.direction === "note" ? "Internal note · " + name : name;
   }
-  function openConversation(id, focus) {
+  function openConversation(id, focus, background) {
     $("action-error").textContent = "";
-    return api("GET", "/api/v1/conversations/" + encodeURIComponent(id)).then(function (detail) {
+    return api("GET", "/api/v1/conversations/" + encodeURIComponent(id), undefined, background === true).then(function (detail) {
       current = detail;
       var c = detail.conversation;
       $("empty").hidden = true; $("conversation").hidden = false;
@@ -170,7 +173,8 @@
         if (b.getAttribute("data-conversation") === c.id) { b.setAttribute("aria-current", "true"); } else { b.removeAttribute("aria-current"); }
       });
       if (focus) { $("main").focus(); }
-      return api("GET", "/api/v1/conversations?status=any&contact_id=" + encodeURIComponent(detail.contact.id)).then(function (data) {
+      return api("GET", "/api/v1/conversations?status=any&contact_id=" + encodeURIComponent(detail.contact.id), undefined,
+                 background === true).then(function (data) {
         var history = $("history"); clear(history);
         data.conversations.filter(function (other) { return other.id !== c.id; }).forEach(function (other) {
           history.appendChild(conversationButton(other));
@@ -254,10 +258,10 @@
   // ---- Live events ------------------------------------------------------------------
   var inboxTimer = null, conversationTimer = null;
   function soon(which) {
-    if (which === "inbox") { clearTimeout(inboxTimer); inboxTimer = setTimeout(loadInbox, 150); }
+    if (which === "inbox") { clearTimeout(inboxTimer); inboxTimer = setTimeout(function () { loadInbox(true); }, 150); }
     if (which === "conversation" && current) {
       clearTimeout(conversationTimer);
-      conversationTimer = setTimeout(function () { if (current) { openConversation(current.conversation.id); } }, 150);
+      conversationTimer = setTimeout(function () { if (current) { openConversation(current.conversation.id, false, true); } }, 150);
     }
   }
   function connectEvents() {
@@ -274,7 +278,7 @@
       sessionStorage.setItem(seqKey, String(frame.seq));
       var data = frame.data || {};
       switch (frame.kind) {
-        case "resync": loadInbox(); soon("conversation"); return;
+        case "resync": loadInbox(true); soon("conversation"); return;
         case "offer.created": if (frame.data) { showOffer(frame); } break;
         case "offer.ended":
           var box = document.querySelector('[data-offer="' + CSS.escape(data.conversation_id || "") + '"]');

@@ -6,7 +6,8 @@
  *
  * Optional data- attributes: title, language (en | es; default: the browser's), position
  * (right | left), and for a patient the site knows: identity-id, identity-hash (computed
- * on the site's server: hex HMAC-SHA256(chat.identity_secret, id)), identity-name.
+ * on the site's server: hex HMAC-SHA256(chat.identity_secret, id + ":" + expires)),
+ * identity-expires (Unix seconds), identity-name.
  *
  * Plain JavaScript, no build step, no third-party code. Everything it shows from the
  * network is set as text (textContent), never as HTML. It lives in a shadow root, so the
@@ -25,9 +26,12 @@
   var data = script.dataset;
   var server = new URL(script.src, document.baseURI);
   var socketURL = (server.protocol === "https:" ? "wss://" : "ws://") + server.host + "/chat";
-  var storageKey = "switchboard.chat." + server.host;
   var identity = data.identityId && data.identityHash
-    ? { id: data.identityId, hash: data.identityHash, name: data.identityName || undefined } : null;
+    ? { id: data.identityId, hash: data.identityHash, name: data.identityName || undefined,
+        expires: data.identityExpires ? Number(data.identityExpires) : undefined } : null;
+  // Each identified patient has their own key (their unsent messages are never sent as
+  // someone else's on a shared computer); anonymous visitors share the site's.
+  var storageKey = "switchboard.chat." + server.host + (identity ? ".patient." + identity.id : "");
 
   var STRINGS = {
     en: {
@@ -154,6 +158,7 @@
   (document.body || document.documentElement).appendChild(host);
 
   var bubbles = {};   // client_id → li of a patient message not yet in the stream
+  var seenClientIDs = {};  // client ids of patient messages the stream has shown
   var rendered = {};  // seq → true
   function bubble(kind, who, text, extraClass) {
     var li = el("li", { "class": kind + (extraClass ? " " + extraClass : "") });
@@ -261,6 +266,7 @@
         if (!identity && m.visitor_token) { state.token = m.visitor_token; }
         if (m.seq < state.lastSeq) { state.lastSeq = m.seq; }   // a restored server: take its numbering
         if (m.seq > 0) { state.sentAny = true; }
+        if (m.max_message_characters) { input.setAttribute("maxlength", String(m.max_message_characters)); }
         persist();
         if (state.historyUntil === null) {
           state.historyUntil = m.seq;
@@ -286,6 +292,7 @@
       case "message":
         if (rendered[m.seq]) { break; }
         rendered[m.seq] = true;
+        if (m.from === "patient" && m.client_id) { seenClientIDs[m.client_id] = true; }
         if (m.from === "patient" && m.client_id && bubbles[m.client_id]) {
           bubbles[m.client_id].classList.remove("pending"); bubbles[m.client_id].removeAttribute("aria-busy");
           delete bubbles[m.client_id];
@@ -311,15 +318,16 @@
       case "continued":
         state.continued = m.channel; renderOffer(); setStatus(t.continued[m.channel]); break;
       case "error":
-        if (m.client_id && bubbles[m.client_id]) {
-          if (m.code === "rate_limited" || m.code === "unavailable") {
-            var retry = state.pending.filter(function (p) { return p.client_id === m.client_id; })[0];
-            if (retry) { setTimeout(function () { frame({ type: "message", client_id: retry.client_id, text: retry.text }); }, m.retry_after_ms || 2000); }
-          } else {
-            state.pending = state.pending.filter(function (p) { return p.client_id !== m.client_id; }); persist();
-            bubbles[m.client_id].classList.remove("pending"); bubbles[m.client_id].classList.add("failed");
-            bubbles[m.client_id].appendChild(el("span", { "class": "who" }, t.failed + m.message));
-          }
+        var failed = m.client_id && state.pending.filter(function (p) { return p.client_id === m.client_id; })[0];
+        if (!failed) { break; }
+        if (m.code === "rate_limited" || m.code === "unavailable") {
+          setTimeout(function () { frame({ type: "message", client_id: failed.client_id, text: failed.text }); }, m.retry_after_ms || 2000);
+        } else {
+          // Refused for good (too long, invalid): tell the patient, stop resending it.
+          state.pending = state.pending.filter(function (p) { return p.client_id !== m.client_id; }); persist();
+          var b = bubbles[m.client_id] || (bubbles[m.client_id] = bubble("patient", t.you, failed.text));
+          b.classList.remove("pending"); b.classList.add("failed"); b.removeAttribute("aria-busy");
+          b.appendChild(el("span", { "class": "who" }, t.failed + m.message));
         }
         break;
     }
@@ -329,7 +337,7 @@
   function showPending() {
     state.historyShown = true;
     state.pending.forEach(function (p) {
-      if (!bubbles[p.client_id]) { bubbles[p.client_id] = bubble("patient", t.you, p.text, "pending"); }
+      if (!bubbles[p.client_id] && !seenClientIDs[p.client_id]) { bubbles[p.client_id] = bubble("patient", t.you, p.text, "pending"); }
     });
   }
   function markRead() {
