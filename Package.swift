@@ -121,7 +121,7 @@ let package = Package(
         .executableTarget(
             name: "switchboard",
             dependencies: [
-                "SwitchboardStore", "SwitchboardConfig", "SwitchboardCore", "SwitchboardTriage", "SwitchboardRouting",
+                "SwitchboardStore", "SwitchboardConfig", "SwitchboardCore", "SwitchboardTriage", "SwitchboardRouting", "SwitchboardServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -931,7 +931,7 @@ Frames (text, JSON):
 - once, first: `{"type":"hello","seq":N,"agent_id":"…"}` — N is where the stream starts;
 - then `{"type":"event","seq":N,"kind":"…","at":"<RFC 3339>","data":{…}}` for each event the caller may see, in `seq` order. `data` holds ids and states only (always `conversation_id` when the event is about one), never message text or contact details: fetch those through the audited API.
 
-Kinds: `message.created`, `note.created`, `conversation.assigned`, `conversation.unassigned`, `conversation.queued`, `conversation.status`, `conversation.transferred`, `conversation.escalated`, `offer.created`, `offer.ended`, `agent.presence`, `sla.warning`, `sla.breached`, `message.status`, `message.read` (a chat patient saw a reply), `chat.typing` (`data.active`: the chat patient is typing), `conversation.channel` (a chat continued by SMS or email), and `resync`.
+Kinds: `message.created`, `note.created`, `conversation.assigned`, `conversation.unassigned`, `conversation.queued`, `conversation.status`, `conversation.transferred`, `conversation.escalated`, `offer.created`, `offer.ended`, `agent.presence`, `sla.warning`, `sla.breached`, `message.status`, `message.read` (a chat patient saw a reply), `chat.typing` (`data.active`: the chat patient is typing), `conversation.channel` (a chat continued by SMS or email), `message.reparsed` (journal replay changed a message), and `resync`.
 
 Reconnecting with `?after=SEQ` (the last `seq` received) first replays every event after SEQ, then continues live: nothing is lost across a reconnect. When events after SEQ have been deleted by retention, the first frame is an event of kind `resync` (`data.reason`); refetch state, then continue from its `seq`. Without `after`, the stream starts at the newest event.
 

@@ -57,9 +57,7 @@ struct EmailIngest: Sendable {
     func ingest(raw received: [UInt8], source: EmailSource, deliveryID: String, recipients: [String],
                 now: Int64 = Timestamp.now()) async throws -> Outcome {
         let (raw, _) = MailHeaderHygiene.removingAuthenticationResults(received, authservID: email.effectiveAuthservID)
-        var limits = MIMELimits()
-        limits.maxAttachmentBytes = email.maxAttachmentBytes
-        let mail = MIMEParser.parse(raw, limits: limits)
+        let mail = MIMEParser.parse(raw, limits: Self.limits(email))
         let rfcID = mail.messageID.map { String($0.prefix(900)) } ?? Self.standInMessageID(mail)
 
         if let report = mail.deliveryReport {
@@ -85,21 +83,16 @@ struct EmailIngest: Sendable {
         let ours = recipients.isEmpty ? (mail.to + mail.cc).map(\.address).filter(isOurs) : recipients
         let sender = mail.from.first
         let fromAddress = sender?.address ?? "unknown@invalid"
-        var text = mail.reply
-        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { text = mail.text }
-        if text.isEmpty && !mail.attachments.isEmpty { text = "(attachments only)" }
+        let content = StoredMailContent(mail)
         let inbound = EmailInbound(
             source: source, deliveryID: deliveryID, raw: raw, rfcMessageID: rfcID,
             fromAddress: fromAddress, fromName: sender?.displayName, toAddress: ours.first?.lowercased(),
-            subject: mail.subject.map { String($0.prefix(998)) }, text: text, html: mail.html, quoted: mail.quoted,
+            subject: content.subject, text: content.text, html: content.html, quoted: content.quoted,
             threadReferences: Array((mail.inReplyTo + mail.references.reversed()).prefix(50)),
             replyTokens: Self.replyTokens(in: ours + (mail.to + mail.cc).map(\.address)),
             sentAt: mail.date.map(Timestamp.milliseconds) ?? now,
-            autoReply: mail.autoReply?.rawValue,
-            attachments: mail.attachments.map {
-                EmailAttachmentRecord(filename: $0.filename, contentType: $0.contentType, size: $0.size,
-                                      contentID: $0.contentID, isInline: $0.isInline, data: $0.data)
-            })
+            autoReply: content.autoReply,
+            attachments: content.attachments.map(EmailAttachmentRecord.init))
         let result = try await store.recordEmailMessage(inbound, reopenWindowMilliseconds: email.reopenWindowSeconds * 1000, now: now)
         let outcome: Outcome = result.duplicate ? .duplicate(result) : .stored(result)
         metrics.mailIn(source: source.rawValue, outcome: outcome.label)
@@ -108,6 +101,13 @@ struct EmailIngest: Sendable {
             triageWake.signal()
         }
         return outcome
+    }
+
+    /// The parser's limits for this configuration.
+    static func limits(_ email: SwitchboardConfiguration.Email) -> MIMELimits {
+        var limits = MIMELimits()
+        limits.maxAttachmentBytes = email.maxAttachmentBytes
+        return limits
     }
 
     /// The dedupe key of a mail that has no Message-ID: a valid msg-id made from what stays
@@ -144,5 +144,12 @@ struct EmailIngest: Sendable {
             }
         }
         return tokens
+    }
+}
+
+extension EmailAttachmentRecord {
+    init(_ attachment: MailAttachment) {
+        self.init(filename: attachment.filename, contentType: attachment.contentType, size: attachment.size,
+                  contentID: attachment.contentID, isInline: attachment.isInline, data: attachment.data)
     }
 }

@@ -16,7 +16,7 @@ struct SwitchboardCommand: AsyncParsableCommand {
         commandName: "switchboard",
         abstract: "Administer a Switchboard installation.",
         subcommands: [AgentCommand.self, AuditCommand.self, ConfigCommand.self, ConversationCommand.self, DBCommand.self,
-                      OutboxCommand.self, PurgeCommand.self, TeamCommand.self, TriageCommand.self]
+                      JournalCommand.self, OutboxCommand.self, PurgeCommand.self, TeamCommand.self, TriageCommand.self]
     )
 
     /// `--config PATH` and `--json` may stand before the subcommand too
