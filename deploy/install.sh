@@ -10,7 +10,8 @@
 #   - /etc/switchboard/switchboard.yaml from deploy/switchboard.example.yaml — never
 #     overwritten once present (your edits stay)
 #   - a random portal webhook secret in /etc/switchboard/credentials/portal_webhook_secret
-#     (0600 root) when there is none: the unit loads it with LoadCredential=
+#     and a random audit chain key in /etc/switchboard/credentials/audit_chain_key (0600
+#     root) when there are none: the unit loads them with LoadCredential=
 #   - switchboardd and switchboard into PREFIX/bin (from --bin-dir, default .build/release)
 #   - the unit into /etc/systemd/system, with ExecStart pointing at PREFIX/bin
 #   - on a live system: systemctl daemon-reload and enable (and start with --now)
@@ -119,20 +120,23 @@ if [ ! -e "$ETC/switchboard.yaml" ]; then
     say "installed $ETC/switchboard.yaml from the example: edit it, then check it with switchboardd --check-config"
 fi
 
-# The portal webhook secret the unit loads: generated once (32 random bytes, Standard
-# Webhooks form). Give the same value to the portal.
-SECRET="$ETC/credentials/portal_webhook_secret"
-if [ ! -e "$SECRET" ]; then
+# Secrets the unit loads with LoadCredential=: generated once (32 random bytes), written to
+# a private temporary file and then moved, never half-written or world-readable.
+generate_secret() {  # generate_secret FILE PREFIX MESSAGE
+    if [ -e "$1" ]; then return 0; fi
     random=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
     if [ "${#random}" -ne 44 ]; then
         echo "install.sh: could not read 32 random bytes from /dev/urandom" >&2
         exit 70
     fi
-    # Written to a private temporary file, then moved: never a half-written or world-readable secret.
-    (umask 077 && printf 'whsec_%s\n' "$random" > "$SECRET.tmp")
-    mv "$SECRET.tmp" "$SECRET"
-    say "generated $SECRET (0600 root): configure the portal with this secret"
-fi
+    (umask 077 && printf '%s%s\n' "$2" "$random" > "$1.tmp")
+    mv "$1.tmp" "$1"
+    say "generated $1 (0600 root): $3"
+}
+# The portal webhook secret (Standard Webhooks form): give the same value to the portal.
+generate_secret "$ETC/credentials/portal_webhook_secret" whsec_ "configure the portal with this secret"
+# The audit chain's MAC key: keep it out of the database's backups.
+generate_secret "$ETC/credentials/audit_chain_key" "" "the audit log's MAC key (switchboard audit verify needs it)"
 
 # Binaries and unit.
 install -d -m 0755 "$DESTDIR$PREFIX/bin"

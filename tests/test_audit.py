@@ -125,3 +125,39 @@ def test_backup_and_restore_are_audited(make_daemon, tmp_path):
     lines = [json.loads(l) for l in d.cli("audit", "export").stdout.splitlines()]
     row = next(r for r in lines if r["action"] == "db.backup")
     assert row["actor_id"].startswith("cli:") and "$" not in row["actor_id"]
+
+
+def recompute_chain(d: h.Daemon) -> None:
+    """What an intruder with the file and this source can do: rewrite every hash after a
+    change, so that the plain chain verifies again (the v1 canonical form of AuditChain)."""
+    import hashlib
+    db = sqlite3.connect(d.config["store"]["path"])
+    previous = bytes(32)
+    for row in db.execute("SELECT id, at, actor_kind, actor_id, action, conversation_id, message_id, source_address "
+                          "FROM audit_events ORDER BY id").fetchall():
+        text = "v1" + "".join(f"|{len(str(v).encode())}:{v}" if v is not None else "|-" for v in row)
+        digest = hashlib.sha256(previous + text.encode()).digest()
+        db.execute("UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?", (previous, digest, row[0]))
+        previous = digest
+    db.commit()
+    db.close()
+
+
+def test_with_a_chain_key_a_recomputed_chain_is_detected(make_daemon, tmp_path):
+    key_file = tmp_path / "audit_chain_key"
+    key_file.write_text("k" * 44 + "\n")
+    d = make_daemon(env={"SWITCHBOARD_AUDIT_CHAIN_KEY_FILE": str(key_file)})
+    d.extra_env = {"SWITCHBOARD_AUDIT_CHAIN_KEY_FILE": str(key_file)}  # the CLI verifies with the same key
+    history(d)
+    rc, result = verify(d)
+    assert rc == 0 and result["macs_checked"] is True and result["keyed_rows"] == result["rows"], result
+    victim = audit_ids(d, "action = 'conversation.read'")[0]
+    tamper(d, ("UPDATE audit_events SET actor_id = 'someone-else' WHERE id = ?", (victim,)))
+    recompute_chain(d)
+    # Without the key the rewritten chain passes; with it, the forged row is named.
+    d.extra_env = {}
+    rc, result = verify(d)
+    assert rc == 0 and result["macs_checked"] is False, result
+    d.extra_env = {"SWITCHBOARD_AUDIT_CHAIN_KEY_FILE": str(key_file)}
+    rc, result = verify(d)
+    assert rc == 1 and result["broken_at"] == victim and "MAC" in result["problem"], result

@@ -215,6 +215,8 @@ def test_install_into_a_root_is_complete_and_idempotent(tmp_path):
     assert installed == example.replace("  path: ./var/switchboard.sqlite\n", "  path: /var/lib/switchboard/switchboard.sqlite\n")
     secret = etc / "credentials" / "portal_webhook_secret"
     assert mode(secret) == 0o600 and secret.read_text().startswith("whsec_")
+    audit_key = etc / "credentials" / "audit_chain_key"
+    assert mode(audit_key) == 0o600 and len(audit_key.read_text().strip()) == 44
     for binary in ("switchboardd", "switchboard"):
         assert mode(root / "usr" / "local" / "bin" / binary) == 0o755
     unit = root / "etc" / "systemd" / "system" / "switchboard.service"
@@ -224,7 +226,8 @@ def test_install_into_a_root_is_complete_and_idempotent(tmp_path):
     # The installed configuration is valid as shipped (with the generated secret).
     check = subprocess.run([str(root / "usr/local/bin/switchboardd"), "--config", str(etc / "switchboard.yaml"), "--check-config"],
                            capture_output=True, text=True, timeout=60, cwd=tmp_path,
-                           env=h.clean_env({"SWITCHBOARD_PORTAL_WEBHOOK_SECRET_FILE": str(secret)}))
+                           env=h.clean_env({"SWITCHBOARD_PORTAL_WEBHOOK_SECRET_FILE": str(secret),
+                                            "SWITCHBOARD_AUDIT_CHAIN_KEY_FILE": str(audit_key)}))
     assert check.returncode == 0, check.stdout + check.stderr
 
     # Again: nothing changes; local edits and the secret survive.

@@ -189,6 +189,12 @@ public struct SwitchboardConfiguration: Sendable {
         }
     }
 
+    /// The audit log's chain key.
+    public struct Audit: Sendable {
+        /// HMAC key for the audit chain (None: the chain is hashed only).
+        public var chainKey: Secret?
+    }
+
     /// Web chat (`/chat`, `/widget.js`) and the agent console (`/console`).
     public struct Chat: Sendable {
         public var enabled = true
@@ -225,6 +231,7 @@ public struct SwitchboardConfiguration: Sendable {
     public var events = Events()
     public var email = Email()
     public var chat = Chat()
+    public var audit = Audit()
 
     public init() {}
 
@@ -431,6 +438,12 @@ public struct SwitchboardConfiguration: Sendable {
         },
         Key("events.ping_interval_seconds", "30") { config, value in
             config.events.pingIntervalSeconds = try Int64(key: "events.ping_interval_seconds", value, in: 5...600)
+        },
+        Key("audit.chain_key", "", secret: true) { config, value in
+            guard value.isEmpty || value.utf8.count >= 32 else {
+                throw Problem(key: "audit.chain_key", reason: "must be at least 32 characters")
+            }
+            config.audit.chainKey = value.isEmpty ? nil : Secret(value)
         },
         Key("chat.enabled", "true") { config, value in config.chat.enabled = try bool(key: "chat.enabled", value) },
         Key("chat.allowed_origins", "") { config, value in

@@ -10,8 +10,27 @@ import GRDB
 ///
 /// The canonical form is frozen ("v1"): length-prefixed fields, so that no two different
 /// rows share one. Never change it; add a "v2" instead.
+///
+/// A chain alone can be recomputed by whoever can write the database. With
+/// `audit.chain_key` (a secret kept outside the database, e.g. a systemd credential) each
+/// row also stores `mac = HMAC-SHA256(key, hash)`, which nobody without the key can forge:
+/// verifying with the key detects a rewritten chain too. The MAC comes from a SQL function
+/// each connection registers with its store's key, so the static `append` needs no key.
 enum AuditChain {
     static let genesis = Data(repeating: 0, count: 32)
+    static let macFunctionName = "switchboard_audit_mac"
+
+    static func macFunction(key: [UInt8]?) -> DatabaseFunction {
+        let symmetric = key.map { SymmetricKey(data: $0) }
+        return DatabaseFunction(macFunctionName, argumentCount: 1, pure: true) { values in
+            guard let symmetric, let hash = Data.fromDatabaseValue(values[0]) else { return nil }
+            return mac(hash, key: symmetric)
+        }
+    }
+
+    static func mac(_ hash: Data, key: SymmetricKey) -> Data {
+        Data(HMAC<SHA256>.authenticationCode(for: hash, using: key))
+    }
 
     struct Fields {
         var id: Int64
@@ -60,11 +79,11 @@ enum AuditChain {
         let id = ((last?["id"] as Int64?) ?? 0) + 1
         let fields = Fields(id: id, at: at, actorKind: actorKind, actorID: actorID, action: action,
                             conversationID: conversationID, messageID: messageID, sourceAddress: sourceAddress)
+        let digest = hash(previous: previous, fields)
         try db.execute(sql: """
-            INSERT INTO audit_events (id, at, actor_kind, actor_id, action, conversation_id, message_id, source_address, prev_hash, hash)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [id, at, actorKind, actorID, action, conversationID, messageID, sourceAddress, previous,
-                             hash(previous: previous, fields)])
+            INSERT INTO audit_events (id, at, actor_kind, actor_id, action, conversation_id, message_id, source_address, prev_hash, hash, mac)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \(macFunctionName)(?))
+            """, arguments: [id, at, actorKind, actorID, action, conversationID, messageID, sourceAddress, previous, digest, digest])
     }
 
     /// Chains every row in id order (the migration that introduced the chain).
@@ -90,6 +109,11 @@ public struct AuditVerification: Sendable, Equatable {
     /// The first row that does not fit the chain, and why.
     public var brokenAt: Int64?
     public var problem: String?
+    /// Whether MACs were checked (a key was given), the first row carrying one, and how
+    /// many do.
+    public var macsChecked = false
+    public var keyedFrom: Int64?
+    public var keyedRows = 0
     public var ok: Bool { brokenAt == nil }
 }
 
@@ -107,34 +131,52 @@ public struct AuditRecord: Sendable, Equatable {
 }
 
 extension SwitchboardStore {
-    /// Walks the whole chain in id order.
-    public func verifyAudit() async throws -> AuditVerification {
-        try await pool.read { db in
+    /// Walks the whole chain in id order; with `key`, checks each row's MAC too, and that no
+    /// row after the first keyed one lacks its MAC (stripping MACs is tampering as well).
+    public func verifyAudit(key: [UInt8]? = nil) async throws -> AuditVerification {
+        let symmetric = key.map { SymmetricKey(data: $0) }
+        return try await pool.read { db in
             var previous = AuditChain.genesis
-            var count = 0
+            var result = AuditVerification(rows: 0, macsChecked: symmetric != nil)
             var last: (Int64, Data)?
+            func broken(_ id: Int64, _ problem: String) -> AuditVerification {
+                var broken = result
+                broken.headID = last?.0
+                broken.headHash = last?.1.hexString
+                broken.brokenAt = id
+                broken.problem = problem
+                return broken
+            }
             let cursor = try Row.fetchCursor(db, sql: """
-                SELECT id, at, actor_kind, actor_id, action, conversation_id, message_id, source_address, prev_hash, hash
+                SELECT id, at, actor_kind, actor_id, action, conversation_id, message_id, source_address, prev_hash, hash, mac
                 FROM audit_events ORDER BY id
                 """)
             while let row = try cursor.next() {
                 let id: Int64 = row["id"]
                 let storedPrevious: Data? = row["prev_hash"]
                 let stored: Data? = row["hash"]
-                count += 1
+                let mac: Data? = row["mac"]
+                result.rows += 1
                 guard storedPrevious == previous else {
-                    return AuditVerification(rows: count, headID: last?.0, headHash: last?.1.hexString, brokenAt: id,
-                                             problem: "the link to the previous row is broken (a row before it was changed or deleted)")
+                    return broken(id, "the link to the previous row is broken (a row before it was changed or deleted)")
                 }
                 let expected = AuditChain.hash(previous: previous, AuditChain.fields(row))
-                guard stored == expected else {
-                    return AuditVerification(rows: count, headID: last?.0, headHash: last?.1.hexString, brokenAt: id,
-                                             problem: "the row does not match its hash (it was changed)")
+                guard stored == expected else { return broken(id, "the row does not match its hash (it was changed)") }
+                if let mac {
+                    result.keyedRows += 1
+                    if result.keyedFrom == nil { result.keyedFrom = id }
+                    if let symmetric, mac != AuditChain.mac(expected, key: symmetric) {
+                        return broken(id, "the row's MAC does not match (the chain was rewritten, or audit.chain_key is not the key it was written with)")
+                    }
+                } else if symmetric != nil, result.keyedFrom != nil {
+                    return broken(id, "the row has no MAC although earlier rows do (written without the key, or its MAC was removed)")
                 }
                 previous = expected
                 last = (id, expected)
             }
-            return AuditVerification(rows: count, headID: last?.0, headHash: last?.1.hexString, brokenAt: nil, problem: nil)
+            result.headID = last?.0
+            result.headHash = last?.1.hexString
+            return result
         }
     }
 

@@ -54,6 +54,10 @@ enum Schema {
         migrator.registerMigration("2026-12-07-chat") { db in
             try db.execute(sql: chat)
         }
+        migrator.registerMigration("2026-12-07-audit-mac") { db in
+            // HMAC of each row's hash with a key kept outside the database (AuditChain).
+            try db.execute(sql: "ALTER TABLE audit_events ADD COLUMN mac BLOB")
+        }
         return migrator
     }
 

@@ -38,7 +38,8 @@ public final class SwitchboardStore: Sendable {
     /// Opens (creating the directory and file if needed) and migrates the database. With
     /// `migrate: false` (the command line, beside a running daemon) the schema must already
     /// be exactly this version's: the daemon owns migrations.
-    public init(path: String, migrate: Bool = true) throws {
+    /// `auditKey` (`audit.chain_key`) MACs every audit row written from now on: see `AuditChain`.
+    public init(path: String, migrate: Bool = true, auditKey: [UInt8]? = nil) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
@@ -52,6 +53,8 @@ public final class SwitchboardStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
             // Deleted or purged content is overwritten, not left in free pages.
             try db.execute(sql: "PRAGMA secure_delete = ON")
+            // The audit chain's MAC, keyed outside the database (NULL without a key).
+            db.add(function: AuditChain.macFunction(key: auditKey))
         }
         pool = try DatabasePool(path: path, configuration: configuration)
         self.path = path

@@ -81,7 +81,8 @@ struct GlobalOptions: ParsableArguments {
         }
         do {
             // Only a new installation's first command migrates; otherwise the daemon owns the schema.
-            return try SwitchboardStore(path: settings.store.path, migrate: !exists)
+            return try SwitchboardStore(path: settings.store.path, migrate: !exists,
+                                        auditKey: settings.audit.chainKey.map { Array($0.value.utf8) })
         } catch let error as StoreError {
             fail("\(error)", code: 1)
         } catch {
@@ -365,16 +366,22 @@ struct AuditCommand: AsyncParsableCommand {
         @OptionGroup var options: GlobalOptions
 
         func run() async throws {
-            let result = try await options.openStore().verifyAudit()
+            let key = try? await SwitchboardConfiguration.load(file: options.config).audit.chainKey.map { Array($0.value.utf8) }
+            let result = try await options.openStore().verifyAudit(key: key ?? nil)
+            let macs = result.macsChecked
+                ? (result.keyedRows > 0 ? "MACs checked on \(result.keyedRows) rows (from row \(result.keyedFrom ?? 0))" : "no row carries a MAC")
+                : "MACs not checked (no audit.chain_key)"
             if options.json {
-                var object: [String: Any] = ["ok": result.ok, "rows": result.rows]
+                var object: [String: Any] = ["ok": result.ok, "rows": result.rows, "macs_checked": result.macsChecked,
+                                             "keyed_rows": result.keyedRows]
+                object["keyed_from"] = result.keyedFrom
                 object["head_id"] = result.headID
                 object["head_hash"] = result.headHash
                 object["broken_at"] = result.brokenAt
                 object["problem"] = result.problem
                 printJSON(object)
             } else if result.ok {
-                print("audit chain ok: \(result.rows) rows; head \(result.headID.map(String.init) ?? "-") \(result.headHash ?? "-")")
+                print("audit chain ok: \(result.rows) rows; head \(result.headID.map(String.init) ?? "-") \(result.headHash ?? "-"); \(macs)")
             } else {
                 print("audit chain BROKEN at row \(result.brokenAt ?? 0): \(result.problem ?? "")")
                 print("last good row: \(result.headID.map(String.init) ?? "none") \(result.headHash ?? "")")
