@@ -16,32 +16,23 @@
 # percentiles, 2xx / non-2xx counts), then the daemon's stored message count from /metrics if any.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-if [ -n "${SWITCHBOARD_BIN_DIR:-}" ]; then BIN=$SWITCHBOARD_BIN_DIR
-elif [ -x "$REPO/.build/release/switchboardd" ]; then BIN=$REPO/.build/release
-else BIN=$REPO/.build/debug; fi
+# shellcheck source=lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 KIND=${1:-portal}
 case "$KIND" in portal) ROUTE=/webhooks/portal ;; twilio) ROUTE=/webhooks/sms/twilio ;; *) echo "usage: $0 [portal|twilio]" >&2; exit 2 ;; esac
 N=${N:-200000}; THREADS=${THREADS:-2}; CONNS=${CONNS:-16}; DURATION=${DURATION:-10s}
-PY=${PYTHON:-python3}
 
 command -v wrk >/dev/null || { echo "wrk not installed (apt-get install -y wrk)" >&2; exit 2; }
 [ -x "$BIN/switchboardd" ] || { echo "no switchboardd in $BIN" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/switchboard-bench.XXXXXX)
-DPID=""
 cleanup() {
-  if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
-    kill -TERM "$DPID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$DPID" 2>/dev/null || true
-  fi
+  stop_daemon
   if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT INT TERM
 
-PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 SECRET="whsec_$($PY -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())')"
 TOKEN=$($PY -c 'import os; print(os.urandom(16).hex())')
 mkdir -p "$WORK/var"

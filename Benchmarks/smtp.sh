@@ -16,13 +16,9 @@
 # (Postfix's queue belongs to its own user) and the postfix package (smtp-source is in it).
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
-if [ -n "${SWITCHBOARD_BIN_DIR:-}" ]; then BIN=$SWITCHBOARD_BIN_DIR
-elif [ -x "$REPO/.build/release/switchboardd" ]; then BIN=$REPO/.build/release
-else BIN=$REPO/.build/debug; fi
+# shellcheck source=lib.sh
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 MESSAGES=${MESSAGES:-4000}; SESSIONS=${SESSIONS:-20}; SIZE=${SIZE:-5120}
-PY=${PYTHON:-python3}
 
 command -v smtp-source >/dev/null || { echo "smtp-source not installed (apt-get install -y postfix)" >&2; exit 2; }
 command -v postfix >/dev/null || { echo "postfix not installed" >&2; exit 2; }
@@ -31,21 +27,14 @@ command -v postfix >/dev/null || { echo "postfix not installed" >&2; exit 2; }
 
 WORK=$(mktemp -d /tmp/switchboard-smtp-bench.XXXXXX)
 chmod 755 "$WORK"
-DPID=""
 PF="$WORK/postfix"
 cleanup() {
-  if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
-    kill -TERM "$DPID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$DPID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$DPID" 2>/dev/null || true
-  fi
+  stop_daemon
   [ -f "$PF/queue/pid/master.pid" ] && postfix -c "$PF/etc" stop >/dev/null 2>&1 || true
   if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT INT TERM
 
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-wait_port() { for _ in $(seq 300); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 HTTP_PORT=$(free_port); SB_PORT=$(free_port); PF_PORT=$(free_port)
 
