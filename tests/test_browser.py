@@ -233,3 +233,33 @@ def test_an_online_agent_gets_the_offer_live_and_the_patient_sees_them_join_and_
     finally:
         patient.quit()
         console.quit()
+
+
+def test_nobody_available_the_widget_offers_to_continue_by_text_message(make_daemon, fake_twilio, tmp_path):
+    import sms_harness as sms
+    from selenium.webdriver.support.select import Select
+    d = make_daemon(overrides=sms.sms_overrides(twilio_api=fake_twilio.url))
+    admin = d.api(d.add_agent(role="admin"))
+    driver = browser(tmp_path / "patient", 390, 844)
+    try:
+        driver.get(d.url + "/widget/demo")
+        wait(driver, lambda b: shadow(b).find_element(By.CSS_SELECTOR, "button.launcher")).click()
+        offer = wait(driver, lambda b: shadow(b).find_element(By.CSS_SELECTOR, ".offer"))
+        wait(driver, lambda b: "Nobody is available" in offer.text, message="nobody available said")
+        shadow(driver).find_element(By.CSS_SELECTOR, "textarea").send_keys("Please text me about my refill" + Keys.ENTER)
+        address = wait(driver, lambda b: shadow(b).find_element(By.CSS_SELECTOR, "#sb-address"), message="continue form offered")
+        assert Select(shadow(driver).find_element(By.CSS_SELECTOR, "#sb-channel")).first_selected_option.get_attribute("value") == "sms"
+        address.send_keys("not a number" + Keys.ENTER)
+        wait(driver, lambda b: "does not look like a valid" in shadow(b).find_element(By.CSS_SELECTOR, "p.status").text,
+             message="a bad number is explained")
+        address = shadow(driver).find_element(By.CSS_SELECTOR, "#sb-address")
+        address.clear()
+        address.send_keys("(415) 555-0188" + Keys.ENTER)
+        wait(driver, lambda b: "text message" in shadow(b).find_element(By.CSS_SELECTOR, "p.status").text, message="continued")
+        driver.save_screenshot(str(ARTIFACTS / "chat-widget-continue-sms.png"))
+    finally:
+        driver.quit()
+    conversation = [c for c in admin.list(status="any") if c["channel"] == "sms"][0]
+    admin.reply(conversation["id"], "Your refill is ready.")
+    call = h.wait_until(lambda: [c for c in fake_twilio.calls if c.body == "Your refill is ready."] or None, 20, 0.1, "SMS sent")[0]
+    assert call.form["To"] == "+14155550188"

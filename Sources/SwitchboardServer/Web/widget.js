@@ -45,7 +45,8 @@
       leave: "You can leave a message here, or continue by:", email: "Email", sms: "Text message (SMS)",
       address: { email: "Your email address", sms: "Your mobile number" }, go: "Continue",
       continued: { email: "We will answer by email.", sms: "We will answer by text message." },
-      typing: "typing…", emergency: "For a medical emergency, call 911.", refused: "The chat is not available on this page."
+      typing: "typing…", emergency: "For a medical emergency, call 911.", refused: "The chat is not available on this page.",
+      badAddress: "That does not look like a valid number or address.", addressTaken: "That number or address cannot be used here; please call us."
     },
     es: {
       open: "Abrir chat", close: "Cerrar chat", title: "Chatee con nosotros", send: "Enviar", placeholder: "Escriba su mensaje",
@@ -58,7 +59,8 @@
       leave: "Puede dejar un mensaje aquí o continuar por:", email: "Correo electrónico", sms: "Mensaje de texto (SMS)",
       address: { email: "Su correo electrónico", sms: "Su número de celular" }, go: "Continuar",
       continued: { email: "Le responderemos por correo electrónico.", sms: "Le responderemos por mensaje de texto." },
-      typing: "escribiendo…", emergency: "Si es una emergencia médica, llame al 911.", refused: "El chat no está disponible en esta página."
+      typing: "escribiendo…", emergency: "Si es una emergencia médica, llame al 911.", refused: "El chat no está disponible en esta página.",
+      badAddress: "Ese número o dirección no parece válido.", addressTaken: "Ese número o dirección no se puede usar aquí; por favor llámenos."
     }
   };
   var language = (data.language || navigator.language || "en").slice(0, 2).toLowerCase() === "es" ? "es" : "en";
@@ -318,6 +320,10 @@
       case "continued":
         state.continued = m.channel; renderOffer(); setStatus(t.continued[m.channel]); break;
       case "error":
+        if (!m.client_id && (m.code === "invalid_field" || m.code === "address_unavailable")) {
+          setStatus(m.code === "invalid_field" ? t.badAddress : t.addressTaken);   // the continue form's answer
+          break;
+        }
         var failed = m.client_id && state.pending.filter(function (p) { return p.client_id === m.client_id; })[0];
         if (!failed) { break; }
         if (m.code === "rate_limited" || m.code === "unavailable") {
