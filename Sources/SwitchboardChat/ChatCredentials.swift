@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SwitchboardCore
 
 /// Visitor tokens: how an anonymous visitor proves, on their next connection, that they
 /// are the same visitor — without the daemon keeping a session table for them.
@@ -59,12 +60,7 @@ public enum ChatIdentityHash {
 
     /// Constant-time comparison of the given hash (lowercase hex) with the expected one.
     public static func isValid(id: String, expires: Int64? = nil, hash: String, secret: [UInt8]) -> Bool {
-        let expected = Array(compute(id: id, expires: expires, secret: secret).utf8)
-        let given = Array(hash.lowercased().utf8)
-        guard given.count == expected.count else { return false }
-        var difference: UInt8 = 0
-        for index in expected.indices { difference |= expected[index] ^ given[index] }
-        return difference == 0
+        ConstantTime.equal(compute(id: id, expires: expires, secret: secret), hash.lowercased())
     }
 }
 

@@ -188,7 +188,7 @@ public enum MailComposer {
 
     /// RFC 5322 addr-spec without obsolete forms or comments, ASCII only: dot-atom or quoted-string
     /// local part (at most 64 octets), "@", dot-atom domain of letters, digits and hyphens, or a domain literal.
-    static func isAddrSpec(_ address: String) -> Bool {
+    public static func isAddrSpec(_ address: String) -> Bool {
         let bytes = Array(address.utf8)
         guard bytes.count <= 254, let at = bytes.lastIndex(of: 0x40) else { return false }
         let local = bytes[..<at], domain = bytes[(at + 1)...]

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SwitchboardCore
 
 /// `X-Twilio-Signature`, computed exactly as Twilio does (and as its libraries'
 /// `RequestValidator` does): the full URL Twilio requested, then for each POST parameter in
@@ -54,15 +55,5 @@ public enum TwilioSignature {
 
     static func utf8Order(_ a: String, _ b: String) -> Bool {
         a.utf8.lexicographicallyPrecedes(b.utf8)
-    }
-}
-
-/// Comparison whose time does not depend on where two secrets differ.
-public enum ConstantTime {
-    public static func equal(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for (x, y) in zip(a, b) { difference |= x ^ y }
-        return difference == 0
     }
 }

@@ -9,6 +9,8 @@ public struct AppRequestContext: RequestContext, RemoteAddressRequestContext, We
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
     public var agent: Agent?
+    /// The console session's CSRF token, when its cookie authenticated the request.
+    var csrfToken: String?
     /// Where the event stream's upgrade handler is kept (shared by copies of the context).
     public let webSocket: WebSocketHandlerReference<AppRequestContext>
 

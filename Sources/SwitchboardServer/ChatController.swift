@@ -10,6 +10,7 @@ import Synchronization
 import SwitchboardChat
 import SwitchboardConfig
 import SwitchboardCore
+import SwitchboardMail
 import SwitchboardStore
 
 // The web chat's socket, `/chat` (protocol: channels/webchat/PROTOCOL.md).
@@ -195,31 +196,11 @@ struct ChatController {
         }
     }
 
-    /// Whether the page at `origin` may open the chat: listed, "*", or the daemon's own
-    /// origin (the Host the browser connected to).
-    static func originAllowed(_ origin: String?, host: String?, allowed: [String]) -> Bool {
-        guard let origin else { return true }  // not a browser: Origin is a browser's claim
-        guard let given = normalisedOrigin(origin) else { return false }
-        if allowed.contains("*") || allowed.compactMap(normalisedOrigin).contains(given) { return true }
-        guard let host = host?.lowercased(), let url = URL(string: given) else { return false }
-        let authority = url.port.map { "\(url.host ?? ""):\($0)" } ?? (url.host ?? "")
-        return authority == host
-    }
-
-    /// `scheme://host[:port]`, lower-cased, the scheme's default port left out — the form a
-    /// browser sends — or nil for anything else (`null`, a path).
-    static func normalisedOrigin(_ text: String) -> String? {
-        guard let url = URL(string: text.lowercased()), let scheme = url.scheme, ["http", "https"].contains(scheme),
-              let host = url.host, !host.isEmpty, url.path.isEmpty || url.path == "/" else { return nil }
-        let port = url.port.flatMap { ($0 == 80 && scheme == "http") || ($0 == 443 && scheme == "https") ? nil : $0 }
-        return "\(scheme)://\(host)" + (port.map { ":\($0)" } ?? "")
-    }
-
     func upgrade(_ head: HTTPRequest, channel: any NIOCore.Channel, logger: Logger)
         -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
         let origin = head.headerFields[.origin]
         let host = head.authority
-        let allowed = Self.originAllowed(origin, host: host, allowed: chat.allowedOrigins)
+        let allowed = BrowserOrigin.allowed(origin, host: host, listed: chat.allowedOrigins)
         let sourceAddress = channel.remoteAddress?.ipAddress
         let eventLoop = channel.eventLoop
         return .upgrade([:]) { inbound, outbound, context in
@@ -280,7 +261,6 @@ final class ChatSession: Sendable {
     let logger: Mutex<Logger>
     private let state: Mutex<State>
     private let helloDone = WakeSignal()
-    private let started = ContinuousClock.now
 
     init(controller: ChatController, outbound: WebSocketOutboundWriter, eventLoop: any EventLoop, logger: Logger) {
         self.controller = controller
@@ -494,12 +474,17 @@ final class ChatSession: Sendable {
         let hours = controller.rules.rules.hours
         let open = hours?.isOpen(at: now) ?? true
         let online = try await store.chatAgentsOnline(teamID: teamID)
-        var continueWith: [ChatClientFrame.ContinueChannel] = []
-        let configuration = controller.configuration
-        if configuration.email.outboundEnabled { continueWith.append(.email) }
-        if configuration.twilio.outboundEnabled || configuration.kannel.outboundEnabled { continueWith.append(.sms) }
         let next = open ? nil : hours?.nextOpening(after: now).map { Timestamp.format(Int64($0.timeIntervalSince1970 * 1000)) }
-        return .init(open: open, agentsAvailable: open && online > 0, nextOpening: next, continueWith: continueWith)
+        return .init(open: open, agentsAvailable: open && online > 0, nextOpening: next, continueWith: continueChannels)
+    }
+
+    /// The channels a chat can continue on: those the daemon can send on.
+    private var continueChannels: [ChatClientFrame.ContinueChannel] {
+        let configuration = controller.configuration
+        var channels: [ChatClientFrame.ContinueChannel] = []
+        if configuration.email.outboundEnabled { channels.append(.email) }
+        if configuration.twilio.outboundEnabled || configuration.kannel.outboundEnabled { channels.append(.sms) }
+        return channels
     }
 
     private func store(visitorID: String, clientID: String, text: String, raw: String) async throws {
@@ -545,8 +530,7 @@ final class ChatSession: Sendable {
     }
 
     private func continueOn(_ channel: ChatClientFrame.ContinueChannel, address: String, visitorID: String) async throws {
-        let offered = try await availability(teamID: nil).continueWith
-        guard offered.contains(channel) else {
+        guard continueChannels.contains(channel) else {
             try await refuse(ChatFrameError("channel_unavailable", "this site cannot continue chats by \(channel.rawValue)"))
             return
         }
@@ -559,7 +543,8 @@ final class ChatSession: Sendable {
             }
             normalised = phone
         case .email:
-            guard Self.isMailAddress(address) else {
+            // What the composer will accept when the agent replies, or the reply would dead-letter.
+            guard MailComposer.isAddrSpec(address) else {
                 try await refuse(ChatFrameError("invalid_field", "field address must be an email address"))
                 return
             }
@@ -576,13 +561,6 @@ final class ChatSession: Sendable {
         case .addressUnavailable:
             try await refuse(ChatFrameError("address_unavailable", "this address cannot be used from the chat; please call the clinic"))
         }
-    }
-
-    static func isMailAddress(_ text: String) -> Bool {
-        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, parts[1].contains("."), !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
-              text.utf8.count <= 254 else { return false }
-        return text.unicodeScalars.allSatisfy { $0.isASCII && $0.value > 0x20 && $0.value < 0x7F && !"<>()[]\\,;:\"".unicodeScalars.contains($0) }
     }
 
     /// Sends the visitor's stream and the changes of their conversation as they happen;

@@ -73,14 +73,12 @@ struct EventStreamController {
         let uri = URI(head.path ?? "")
         guard uri.path == Self.path, head.method == .get else { return .dontUpgrade }
         let sourceAddress = channel.remoteAddress?.ipAddress
-        var authenticated = try? await auth.authenticate(head.headerFields, logger: logger, sourceAddress: sourceAddress)
         // A console session's cookie rides along on any page's WebSocket: only the daemon's
-        // own pages may use it here (cross-site WebSocket hijacking).
-        if head.headerFields[.authorization] == nil,
-           !ChatController.originAllowed(head.headerFields[.origin], host: head.authority, allowed: []) {
-            authenticated = nil
-        }
-        let agent = authenticated
+        // own pages may use it here (cross-site WebSocket hijacking), and another site's
+        // attempt is not even looked up (it would restart the session's idle clock).
+        let foreignCookie = head.headerFields[.authorization] == nil
+            && !BrowserOrigin.allowed(head.headerFields[.origin], host: head.authority)
+        let agent = foreignCookie ? nil : try? await auth.authenticate(head.headerFields, logger: logger, sourceAddress: sourceAddress)
         // A console session is checked again while the stream runs: signing out, a password
         // change, deactivation or the idle timeout end the stream too.
         let session = head.headerFields[.authorization] == nil

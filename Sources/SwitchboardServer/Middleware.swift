@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import SwitchboardCore
 import SwitchboardRouting
 import SwitchboardStore
 
@@ -101,12 +102,11 @@ struct DrainMiddleware: RouterMiddleware {
     }
 }
 
-/// `Authorization: Bearer <token>` → the agent, or 401. Tokens are compared by digest in
-/// the store; the token itself is never logged.
 /// Authenticates API requests: a bearer token (scripts, integrations), or the console's
 /// session cookie. A cookie is sent by the browser on its own, so with one every unsafe
 /// method (POST, PUT, PATCH, DELETE) must also carry the session's `X-CSRF-Token` —
-/// another site can make the browser send the cookie but cannot read the token.
+/// another site can make the browser send the cookie but cannot read the token. Tokens and
+/// sessions are looked up by digest in the store; neither is ever logged.
 struct BearerAuthMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let store: SwitchboardStore
@@ -120,10 +120,12 @@ struct BearerAuthMiddleware: RouterMiddleware {
     static let backgroundHeader = HTTPField.Name("X-Switchboard-Background")!
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let agent = try await authenticate(request.headers, method: request.method, logger: context.logger, sourceAddress: context.sourceAddress)
+        let (agent, csrfToken) = try await authenticateWithSession(request.headers, method: request.method, logger: context.logger,
+                                                                   sourceAddress: context.sourceAddress)
         await onActivity(agent.id)
         var context = context
         context.agent = agent
+        context.csrfToken = csrfToken
         context.logger[metadataKey: "agent.id"] = "\(agent.id)"
         return try await next(request, context)
     }
@@ -131,6 +133,12 @@ struct BearerAuthMiddleware: RouterMiddleware {
     /// The agent holding the request's bearer token or console session, or a 401 (403 for
     /// a missing CSRF token) naming what is wrong.
     func authenticate(_ headers: HTTPFields, method: HTTPRequest.Method = .get, logger: Logger, sourceAddress: String?) async throws -> Agent {
+        try await authenticateWithSession(headers, method: method, logger: logger, sourceAddress: sourceAddress).agent
+    }
+
+    /// The same, with the console session's CSRF token when the cookie authenticated.
+    func authenticateWithSession(_ headers: HTTPFields, method: HTTPRequest.Method, logger: Logger,
+                                 sourceAddress: String?) async throws -> (agent: Agent, csrfToken: String?) {
         if headers[.authorization] == nil, let session = Self.cookie(Self.cookieName, in: headers) {
             // The console's own refreshes (an event arrived) do not restart the idle clock.
             let background = headers[Self.backgroundHeader] != nil
@@ -138,13 +146,13 @@ struct BearerAuthMiddleware: RouterMiddleware {
                 throw APIError(.unauthorized, code: "session_expired", "the console session ended; sign in again")
             }
             if ![.get, .head, .options].contains(method) {
-                guard let given = headers[Self.csrfHeader], Self.constantTimeEqual(given, found.csrfToken) else {
+                guard let given = headers[Self.csrfHeader], ConstantTime.equal(given, found.csrfToken) else {
                     logger.warning("console request without a valid CSRF token refused", metadata: [
                         "agent.id": "\(found.agent.id)", "source.address": "\(sourceAddress ?? "-")"])
                     throw APIError(.forbidden, code: "csrf", "X-CSRF-Token is missing or wrong (the console sends it; scripts use a bearer token)")
                 }
             }
-            return found.agent
+            return (found.agent, found.csrfToken)
         }
         guard let header = headers[.authorization], header.count > 7,
               header.prefix(7).lowercased() == "bearer " else {
@@ -157,7 +165,7 @@ struct BearerAuthMiddleware: RouterMiddleware {
             throw APIError(.unauthorized, code: "unauthorized", "invalid or revoked token",
                            headers: [.wwwAuthenticate: "Bearer error=\"invalid_token\""])
         }
-        return agent
+        return (agent, nil)
     }
 
     /// A cookie's value from the Cookie header(s).
@@ -171,14 +179,6 @@ struct BearerAuthMiddleware: RouterMiddleware {
             }
         }
         return nil
-    }
-
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        guard x.count == y.count else { return false }
-        var difference: UInt8 = 0
-        for index in x.indices { difference |= x[index] ^ y[index] }
-        return difference == 0
     }
 }
 
@@ -209,5 +209,29 @@ extension Request {
         guard let value = headers[.contentType] else { return false }
         let essence = value.split(separator: ";", maxSplits: 1)[0].trimmingCharacters(in: .whitespaces).lowercased()
         return essence == media
+    }
+}
+
+/// Browser origins (`scheme://host[:port]`), for the WebSockets a page opens: the chat's
+/// allowed sites, and the console's own origin for its cookie-authenticated event stream.
+enum BrowserOrigin {
+    /// Whether the page at `origin` may connect: listed, "*", or the daemon's own origin
+    /// (the Host the browser connected to). No Origin: not a browser, whose claim it is.
+    static func allowed(_ origin: String?, host: String?, listed: [String] = []) -> Bool {
+        guard let origin else { return true }
+        guard let given = normalised(origin) else { return false }
+        if listed.contains("*") || listed.compactMap(normalised).contains(given) { return true }
+        guard let host = host?.lowercased(), let url = URL(string: given) else { return false }
+        let authority = url.port.map { "\(url.host ?? ""):\($0)" } ?? (url.host ?? "")
+        return authority == host
+    }
+
+    /// `scheme://host[:port]`, lower-cased, the scheme's default port left out — the form a
+    /// browser sends — or nil for anything else (`null`, a path).
+    static func normalised(_ text: String) -> String? {
+        guard let url = URL(string: text.lowercased()), let scheme = url.scheme, ["http", "https"].contains(scheme),
+              let host = url.host, !host.isEmpty, url.path.isEmpty || url.path == "/" else { return nil }
+        let port = url.port.flatMap { ($0 == 80 && scheme == "http") || ($0 == 443 && scheme == "https") ? nil : $0 }
+        return "\(scheme)://\(host)" + (port.map { ":\($0)" } ?? "")
     }
 }

@@ -129,17 +129,9 @@ struct SMTPConnectionContext: Sendable {
     func verify(user: String, password: String) -> Bool {
         guard let authUsername, let authPassword else { return false }
         // Both compared in full, whichever is wrong: no timing hint about which one it was.
-        let userMatches = constantTimeEqual(Array(user.utf8), Array(authUsername.utf8))
-        let passwordMatches = constantTimeEqual(Array(password.utf8), Array(authPassword.utf8))
+        let userMatches = ConstantTime.equal(user, authUsername)
+        let passwordMatches = ConstantTime.equal(password, authPassword)
         return userMatches && passwordMatches
-    }
-
-    private func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        var difference = UInt8(a.count == b.count ? 0 : 1)
-        for index in 0..<max(a.count, b.count) {
-            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
-        }
-        return difference == 0
     }
 }
 

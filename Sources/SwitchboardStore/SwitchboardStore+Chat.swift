@@ -68,14 +68,6 @@ extension SwitchboardStore {
         }
     }
 
-    /// The visitor already bound to an identified patient, if any: every device the patient
-    /// signs in on continues the same chat.
-    public func chatVisitor(identity: String) async throws -> String? {
-        try await pool.read { db in
-            try String.fetchOne(db, sql: "SELECT id FROM chat_visitors WHERE identity = ?", arguments: [identity])
-        }
-    }
-
     /// The site's patient id of an identified visitor; nil for an anonymous (or unknown) one.
     public func chatVisitorIdentity(_ visitorID: String) async throws -> String? {
         try await pool.read { db in
@@ -187,47 +179,43 @@ extension SwitchboardStore {
     /// Whether anyone could answer a chat now: active agents online in the team (any team
     /// when nil).
     public func chatAgentsOnline(teamID: String?) async throws -> Int {
-        try await pool.read { db in try Self.agentsOnline(db, teamID: teamID) }
-    }
-
-    private static func agentsOnline(_ db: Database, teamID: String?) throws -> Int {
-        try Int.fetchOne(db, sql: """
-            SELECT COUNT(*) FROM agents a WHERE a.active = 1 AND a.presence = 'online'
-              AND (? IS NULL OR EXISTS (SELECT 1 FROM agent_teams t WHERE t.agent_id = a.id AND t.team_id = ?))
-            """, arguments: [teamID, teamID]) ?? 0
+        try await pool.read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM agents a WHERE a.active = 1 AND a.presence = 'online'
+                  AND (? IS NULL OR EXISTS (SELECT 1 FROM agent_teams t WHERE t.agent_id = a.id AND t.team_id = ?))
+                """, arguments: [teamID, teamID]) ?? 0
+        }
     }
 
     /// The patient's widget received every frame up to `seq`: the chat replies up to it that
     /// were sent (the caller caps `seq` at what it sent) are delivered.
     public func markChatReceived(visitorID: String, upTo seq: Int64, now: Int64 = Timestamp.now()) async throws -> Int {
-        try await pool.write { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT m.id, m.conversation_id FROM messages m
-                WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
-                  AND m.direction = 'outbound' AND m.channel = 'chat' AND m.delivery_status = 'sent' AND m.seq <= ?
-                """, arguments: [visitorID, seq])
-            for row in rows {
-                try db.execute(sql: "UPDATE messages SET delivery_status = 'delivered', delivery_updated_at = ? WHERE id = ?",
-                               arguments: [now, row["id"] as String])
-                try Self.messageStatusEvent(db, messageID: row["id"], conversationID: row["conversation_id"], status: .delivered, now: now)
-            }
-            return rows.count
+        try await markChatReplies(visitorID: visitorID, upTo: seq, still: "m.delivery_status = 'sent'") { db, id, conversationID in
+            try db.execute(sql: "UPDATE messages SET delivery_status = 'delivered', delivery_updated_at = ? WHERE id = ?",
+                           arguments: [now, id])
+            try Self.messageStatusEvent(db, messageID: id, conversationID: conversationID, status: .delivered, now: now)
         }
     }
 
-    /// The patient saw every message up to `seq`.
+    /// The patient saw every chat reply up to `seq`.
     public func markChatRead(visitorID: String, upTo seq: Int64, now: Int64 = Timestamp.now()) async throws -> Int {
+        try await markChatReplies(visitorID: visitorID, upTo: seq, still: "m.read_at IS NULL") { db, id, conversationID in
+            try db.execute(sql: "UPDATE messages SET read_at = ? WHERE id = ?", arguments: [now, id])
+            try Self.conversationEvent(db, kind: "message.read", conversationID: conversationID, data: ["message_id": id], now: now)
+        }
+    }
+
+    /// Applies `mark` to each of the visitor's outbound chat messages up to `seq` that still
+    /// match `condition` (a fixed SQL fragment); returns how many there were.
+    private func markChatReplies(visitorID: String, upTo seq: Int64, still condition: String,
+                                 _ mark: @escaping @Sendable (Database, String, String) throws -> Void) async throws -> Int {
         try await pool.write { db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT m.id, m.conversation_id FROM messages m
                 WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
-                  AND m.direction = 'outbound' AND m.channel = 'chat' AND m.read_at IS NULL AND m.seq <= ?
+                  AND m.direction = 'outbound' AND m.channel = 'chat' AND \(condition) AND m.seq <= ?
                 """, arguments: [visitorID, seq])
-            for row in rows {
-                try db.execute(sql: "UPDATE messages SET read_at = ? WHERE id = ?", arguments: [now, row["id"] as String])
-                try Self.conversationEvent(db, kind: "message.read", conversationID: row["conversation_id"],
-                                      data: ["message_id": row["id"] as String], now: now)
-            }
+            for row in rows { try mark(db, row["id"], row["conversation_id"]) }
             return rows.count
         }
     }

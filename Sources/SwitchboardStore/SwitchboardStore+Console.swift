@@ -23,9 +23,7 @@ public enum PasswordHash {
               let r = Int(parts[2]), (1...32).contains(r), let p = Int(parts[3]), (1...16).contains(p),
               let salt = Data(base64Encoded: parts[4]), let expected = Data(base64Encoded: parts[5]), !expected.isEmpty,
               let key = try? derive(password, salt: [UInt8](salt), logN: logN, r: r, p: p, bytes: expected.count) else { return false }
-        var difference: UInt8 = 0
-        for (a, b) in zip(key, expected) { difference |= a ^ b }
-        return difference == 0 && key.count == expected.count
+        return ConstantTime.equal(key, expected)
     }
 
     private static func derive(_ password: String, salt: [UInt8], logN: Int, r: Int, p: Int, bytes: Int = keyBytes) throws -> [UInt8] {

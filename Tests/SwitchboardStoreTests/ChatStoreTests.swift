@@ -46,7 +46,7 @@ import Testing
             try String.fetchOne(db, sql: "SELECT contact_id FROM conversations WHERE id = ?", arguments: [portal.conversationID])
         }
         #expect(contact == portalContact)
-        #expect(try await store.chatVisitor(identity: "P-42") == "vis_x")
+        #expect(try await store.identifiedChatVisitor(identity: "P-42", displayName: nil) == "vis_x")
         #expect(try await store.chatVisitorIdentity("vis_x") == "P-42")
         #expect(try await store.chatVisitorIdentity("vis_unknown") == nil)
     }
