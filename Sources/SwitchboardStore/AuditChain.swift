@@ -74,13 +74,13 @@ enum AuditChain {
                        conversationID: String?, messageID: String?, sourceAddress: String?) throws {
         // The next id is known before the insert (write transactions are IMMEDIATE), so the
         // row goes in complete: audit rows are never updated (a trigger refuses it).
-        let last = try Row.fetchOne(db, sql: "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
+        let last = try Row.fetchOne(db, cachedSQL: "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1")
         let previous: Data = last?["hash"] ?? genesis
         let id = ((last?["id"] as Int64?) ?? 0) + 1
         let fields = Fields(id: id, at: at, actorKind: actorKind, actorID: actorID, action: action,
                             conversationID: conversationID, messageID: messageID, sourceAddress: sourceAddress)
         let digest = hash(previous: previous, fields)
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO audit_events (id, at, actor_kind, actor_id, action, conversation_id, message_id, source_address, prev_hash, hash, mac)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \(macFunctionName)(?))
             """, arguments: [id, at, actorKind, actorID, action, conversationID, messageID, sourceAddress, previous, digest, digest])
@@ -89,12 +89,12 @@ enum AuditChain {
     /// Chains every row in id order (the migration that introduced the chain).
     static func rechainAll(_ db: Database) throws {
         var previous = genesis
-        let rows = try Row.fetchAll(db, sql: """
+        let rows = try Row.fetchAll(db, cachedSQL: """
             SELECT id, at, actor_kind, actor_id, action, conversation_id, message_id, source_address FROM audit_events ORDER BY id
             """)
         for row in rows {
             let digest = hash(previous: previous, fields(row))
-            try db.execute(sql: "UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?", arguments: [previous, digest, row["id"] as Int64])
+            try db.execute(cachedSQL: "UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?", arguments: [previous, digest, row["id"] as Int64])
             previous = digest
         }
     }
@@ -183,7 +183,7 @@ extension SwitchboardStore {
     /// The newest audit row's id and hash (hex), for the hourly log line.
     public func auditHead() async throws -> (id: Int64, hash: String)? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1").map {
+            try Row.fetchOne(db, cachedSQL: "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1").map {
                 ($0["id"], (($0["hash"] as Data?) ?? Data()).hexString)
             }
         }
@@ -192,7 +192,7 @@ extension SwitchboardStore {
     /// Audit rows with id > `after`, oldest first (`limit` at a time, for streaming export).
     public func auditRecords(after: Int64, since: Int64? = nil, limit: Int = 1000) async throws -> [AuditRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db, cachedSQL: """
                 SELECT id, at, actor_kind, actor_id, action, conversation_id, message_id, source_address, hash
                 FROM audit_events WHERE id > ? AND at >= ? ORDER BY id LIMIT ?
                 """, arguments: [after, since ?? 0, limit]).map {

@@ -58,12 +58,12 @@ extension SwitchboardStore {
     /// configured), so tokens stay valid across restarts.
     public func generatedSecret(named name: String, bytes: Int = 32) async throws -> [UInt8] {
         try await pool.write { db in
-            if let existing = try Data.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [name]) {
+            if let existing = try Data.fetchOne(db, cachedSQL: "SELECT value FROM settings WHERE key = ?", arguments: [name]) {
                 return [UInt8](existing)
             }
             var generator = SystemRandomNumberGenerator()
             let value = Identifier.randomBytes(bytes, using: &generator)
-            try db.execute(sql: "INSERT INTO settings (key, value) VALUES (?, ?)", arguments: [name, Data(value)])
+            try db.execute(cachedSQL: "INSERT INTO settings (key, value) VALUES (?, ?)", arguments: [name, Data(value)])
             return value
         }
     }
@@ -71,7 +71,7 @@ extension SwitchboardStore {
     /// The site's patient id of an identified visitor; nil for an anonymous (or unknown) one.
     public func chatVisitorIdentity(_ visitorID: String) async throws -> String? {
         try await pool.read { db in
-            try String.fetchOne(db, sql: "SELECT identity FROM chat_visitors WHERE id = ?", arguments: [visitorID])
+            try String.fetchOne(db, cachedSQL: "SELECT identity FROM chat_visitors WHERE id = ?", arguments: [visitorID])
         }
     }
 
@@ -96,26 +96,26 @@ extension SwitchboardStore {
                                      externalMessageID: chat.externalID, text: chat.text, sentAt: now)
         return try await pool.write { db in
             let result = try Self.recordInbound(db, inbound, now: now) { db, contactID in
-                try db.execute(sql: """
+                try db.execute(cachedSQL: """
                     INSERT INTO chat_visitors (id, contact_id, identity, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET last_seen_at = excluded.last_seen_at
                     """, arguments: [chat.visitorID, contactID, chat.identity, now, now])
                 return try Self.resolveChatConversation(db, visitorID: chat.visitorID, contactID: contactID,
                                                         reopenWindow: reopenWindowMilliseconds, now: now)
             }
-            let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM messages WHERE id = ?", arguments: [result.messageID]) ?? 0
+            let seq = try Int64.fetchOne(db, cachedSQL: "SELECT seq FROM messages WHERE id = ?", arguments: [result.messageID]) ?? 0
             return (result, seq)
         }
     }
 
     private static func resolveChatConversation(_ db: Database, visitorID: String, contactID: String, reopenWindow: Int64,
                                                 now: Int64) throws -> String {
-        if let id = try String.fetchOne(db, sql: """
+        if let id = try String.fetchOne(db, cachedSQL: """
             SELECT id FROM conversations WHERE chat_visitor_id = ? AND status <> 'resolved' ORDER BY last_message_at DESC LIMIT 1
             """, arguments: [visitorID]) {
             return id
         }
-        if reopenWindow > 0, let id = try String.fetchOne(db, sql: """
+        if reopenWindow > 0, let id = try String.fetchOne(db, cachedSQL: """
             SELECT id FROM conversations WHERE chat_visitor_id = ? AND status = 'resolved' AND resolved_at >= ?
             ORDER BY resolved_at DESC LIMIT 1
             """, arguments: [visitorID, now - reopenWindow]) {
@@ -123,7 +123,7 @@ extension SwitchboardStore {
             return id
         }
         let id = try createConversation(db, contactID: contactID, channel: .chat, threadID: nil, now: now)
-        try db.execute(sql: "UPDATE conversations SET chat_visitor_id = ? WHERE id = ?", arguments: [visitorID, id])
+        try db.execute(cachedSQL: "UPDATE conversations SET chat_visitor_id = ? WHERE id = ?", arguments: [visitorID, id])
         return id
     }
 
@@ -132,7 +132,7 @@ extension SwitchboardStore {
     /// continued there — the widget shows only the chat).
     public func chatStream(visitorID: String, after seq: Int64, limit: Int = 200) async throws -> [ChatStreamItem] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db, cachedSQL: """
                 SELECT m.seq, m.id, m.direction, m.sender_kind, a.name AS agent_name, m.body_text, m.created_at, m.external_id
                 FROM messages m LEFT JOIN agents a ON a.id = m.sender_agent_id
                 WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
@@ -153,7 +153,7 @@ extension SwitchboardStore {
     /// The newest sequence number of the visitor's stream (0 before their first message).
     public func chatLatestSeq(visitorID: String) async throws -> Int64 {
         try await pool.read { db in
-            try Int64.fetchOne(db, sql: """
+            try Int64.fetchOne(db, cachedSQL: """
                 SELECT MAX(m.seq) FROM messages m
                 WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
                   AND m.channel = 'chat' AND m.direction IN ('inbound','outbound')
@@ -164,7 +164,7 @@ extension SwitchboardStore {
     /// The visitor's latest conversation (its place in the queue is the router's to say).
     public func chatState(visitorID: String) async throws -> ChatConversationState? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: """
+            try Row.fetchOne(db, cachedSQL: """
                 SELECT c.id, c.status, c.channel, c.team_id, a.name AS assignee_name
                 FROM conversations c LEFT JOIN agents a ON a.id = c.assignee_id
                 WHERE c.chat_visitor_id = ? ORDER BY c.last_message_at DESC, c.created_at DESC LIMIT 1
@@ -180,7 +180,7 @@ extension SwitchboardStore {
     /// when nil).
     public func chatAgentsOnline(teamID: String?) async throws -> Int {
         try await pool.read { db in
-            try Int.fetchOne(db, sql: """
+            try Int.fetchOne(db, cachedSQL: """
                 SELECT COUNT(*) FROM agents a WHERE a.active = 1 AND a.presence = 'online'
                   AND (? IS NULL OR EXISTS (SELECT 1 FROM agent_teams t WHERE t.agent_id = a.id AND t.team_id = ?))
                 """, arguments: [teamID, teamID]) ?? 0
@@ -191,7 +191,7 @@ extension SwitchboardStore {
     /// were sent (the caller caps `seq` at what it sent) are delivered.
     public func markChatReceived(visitorID: String, upTo seq: Int64, now: Int64 = Timestamp.now()) async throws -> Int {
         try await markChatReplies(visitorID: visitorID, upTo: seq, still: "m.delivery_status = 'sent'") { db, id, conversationID in
-            try db.execute(sql: "UPDATE messages SET delivery_status = 'delivered', delivery_updated_at = ? WHERE id = ?",
+            try db.execute(cachedSQL: "UPDATE messages SET delivery_status = 'delivered', delivery_updated_at = ? WHERE id = ?",
                            arguments: [now, id])
             try Self.messageStatusEvent(db, messageID: id, conversationID: conversationID, status: .delivered, now: now)
         }
@@ -200,7 +200,7 @@ extension SwitchboardStore {
     /// The patient saw every chat reply up to `seq`.
     public func markChatRead(visitorID: String, upTo seq: Int64, now: Int64 = Timestamp.now()) async throws -> Int {
         try await markChatReplies(visitorID: visitorID, upTo: seq, still: "m.read_at IS NULL") { db, id, conversationID in
-            try db.execute(sql: "UPDATE messages SET read_at = ? WHERE id = ?", arguments: [now, id])
+            try db.execute(cachedSQL: "UPDATE messages SET read_at = ? WHERE id = ?", arguments: [now, id])
             try Self.conversationEvent(db, kind: "message.read", conversationID: conversationID, data: ["message_id": id], now: now)
         }
     }
@@ -210,7 +210,7 @@ extension SwitchboardStore {
     private func markChatReplies(visitorID: String, upTo seq: Int64, still condition: String,
                                  _ mark: @escaping @Sendable (Database, String, String) throws -> Void) async throws -> Int {
         try await pool.write { db in
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try Row.fetchAll(db, cachedSQL: """
                 SELECT m.id, m.conversation_id FROM messages m
                 WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
                   AND m.direction = 'outbound' AND m.channel = 'chat' AND \(condition) AND m.seq <= ?
@@ -238,24 +238,24 @@ extension SwitchboardStore {
         precondition(channel == .sms || channel == .email)
         let kind = channel == .sms ? IdentityKind.phone : IdentityKind.email
         return try await pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: """
+            guard let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT id, contact_id, channel FROM conversations WHERE chat_visitor_id = ? AND status <> 'resolved'
                 ORDER BY last_message_at DESC LIMIT 1
                 """, arguments: [visitorID]) else { return .noConversation }
             let id: String = row["id"]
             let contactID: String = row["contact_id"]
             guard (row["channel"] as String) == Channel.chat.rawValue else { return .alreadyContinued }
-            if let owner = try String.fetchOne(db, sql: "SELECT contact_id FROM contact_identities WHERE kind = ? AND value = ?",
+            if let owner = try String.fetchOne(db, cachedSQL: "SELECT contact_id FROM contact_identities WHERE kind = ? AND value = ?",
                                                arguments: [kind.rawValue, address]), owner != contactID {
                 try Self.audit(db, actorKind: "channel", actorID: Channel.chat.rawValue, action: "conversation.continue_refused",
                                conversationID: id, now: now)
                 return .addressUnavailable
             }
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 INSERT INTO contact_identities (contact_id, kind, value, created_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (kind, value) DO NOTHING
                 """, arguments: [contactID, kind.rawValue, address, now])
-            try db.execute(sql: "UPDATE conversations SET channel = ?, remote_address = ?, updated_at = ? WHERE id = ?",
+            try db.execute(cachedSQL: "UPDATE conversations SET channel = ?, remote_address = ?, updated_at = ? WHERE id = ?",
                            arguments: [channel.rawValue, address, now, id])
             try Self.audit(db, actorKind: "channel", actorID: Channel.chat.rawValue, action: "conversation.channel_changed",
                            conversationID: id, now: now)
@@ -269,7 +269,7 @@ extension SwitchboardStore {
     /// theirs is one visitor from the start. Safe against two hellos at once.
     public func identifiedChatVisitor(identity: String, displayName: String?, now: Int64 = Timestamp.now()) async throws -> String {
         try await pool.write { db in
-            if let existing = try String.fetchOne(db, sql: "SELECT id FROM chat_visitors WHERE identity = ?", arguments: [identity]) {
+            if let existing = try String.fetchOne(db, cachedSQL: "SELECT id FROM chat_visitors WHERE identity = ?", arguments: [identity]) {
                 return existing
             }
             var contact = InboundContact(portalID: identity, displayName: displayName)
@@ -277,7 +277,7 @@ extension SwitchboardStore {
             let visitorID = Identifier.make(prefix: "vis")
             contact.chatVisitorID = visitorID
             let contactID = try Self.resolveContact(db, contact, now: now)
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 INSERT INTO chat_visitors (id, contact_id, identity, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
                 """, arguments: [visitorID, contactID, identity, now, now])
             return visitorID
@@ -288,7 +288,7 @@ extension SwitchboardStore {
     /// read: how open chat sockets learn that something of theirs changed.
     public func chatEventsAfter(_ seq: Int64, limit: Int = 1000) async throws -> (conversations: Set<String>, newest: Int64) {
         try await pool.read { db in
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try Row.fetchAll(db, cachedSQL: """
                 SELECT e.seq, e.conversation_id FROM events e WHERE e.seq > ? ORDER BY e.seq LIMIT ?
                 """, arguments: [seq, limit])
             var conversations = Set<String>()
@@ -308,7 +308,7 @@ extension SwitchboardStore {
             let ids = Array(conversationIDs)
             let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ",")
             var map: [String: String] = [:]
-            for row in try Row.fetchAll(db, sql: """
+            for row in try Row.fetchAll(db, cachedSQL: """
                 SELECT id, chat_visitor_id FROM conversations WHERE id IN (\(placeholders)) AND chat_visitor_id IS NOT NULL
                 """, arguments: StatementArguments(ids)) {
                 map[row["id"]] = row["chat_visitor_id"]

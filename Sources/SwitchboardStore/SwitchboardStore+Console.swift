@@ -46,11 +46,11 @@ extension SwitchboardStore {
     public func setPassword(agentEmail email: String, password: String, now: Int64 = Timestamp.now()) async throws -> String {
         let hash = try PasswordHash.make(password)
         return try await pool.write { db in
-            guard let id = try String.fetchOne(db, sql: "SELECT id FROM agents WHERE email = ? AND active = 1", arguments: [email]) else {
+            guard let id = try String.fetchOne(db, cachedSQL: "SELECT id FROM agents WHERE email = ? AND active = 1", arguments: [email]) else {
                 throw StoreError.notFound
             }
-            try db.execute(sql: "UPDATE agents SET password_hash = ? WHERE id = ?", arguments: [hash, id])
-            try db.execute(sql: "DELETE FROM console_sessions WHERE agent_id = ?", arguments: [id])
+            try db.execute(cachedSQL: "UPDATE agents SET password_hash = ? WHERE id = ?", arguments: [hash, id])
+            try db.execute(cachedSQL: "DELETE FROM console_sessions WHERE agent_id = ?", arguments: [id])
             try Self.audit(db, actorKind: "admin", actorID: nil, action: "agent.password_set", now: now)
             return id
         }
@@ -61,7 +61,7 @@ extension SwitchboardStore {
     /// tell which. Failed attempts are audited.
     public func verifyPassword(email: String, password: String, sourceAddress: String?, now: Int64 = Timestamp.now()) async throws -> Agent? {
         let row = try await pool.read { db -> (id: String, hash: String?)? in
-            try Row.fetchOne(db, sql: "SELECT id, password_hash FROM agents WHERE email = ? AND active = 1", arguments: [email])
+            try Row.fetchOne(db, cachedSQL: "SELECT id, password_hash FROM agents WHERE email = ? AND active = 1", arguments: [email])
                 .map { ($0["id"], $0["password_hash"]) }
         }
         // Unknown agents cost a hash too: the time taken does not tell which emails exist.
@@ -84,7 +84,7 @@ extension SwitchboardStore {
         let token = "sbs_" + Identifier.base32(Identifier.randomBytes(32, using: &generator))
         let csrf = Identifier.base32(Identifier.randomBytes(20, using: &generator))
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 INSERT INTO console_sessions (token_digest, agent_id, csrf_token, created_at, last_seen_at, source_address)
                 VALUES (?, ?, ?, ?, ?, ?)
                 """, arguments: [Self.tokenDigest(token), agent.id, csrf, now, now, sourceAddress])
@@ -100,7 +100,7 @@ extension SwitchboardStore {
         guard token.hasPrefix("sbs_"), token.utf8.count < 128 else { return nil }
         let digest = Self.tokenDigest(token)
         guard let row = try await pool.read({ db -> (agentID: String, csrf: String, lastSeen: Int64)? in
-            try Row.fetchOne(db, sql: """
+            try Row.fetchOne(db, cachedSQL: """
                 SELECT s.agent_id, s.csrf_token, s.last_seen_at FROM console_sessions s JOIN agents a ON a.id = s.agent_id
                 WHERE s.token_digest = ? AND a.active = 1
                 """, arguments: [digest]).map { ($0["agent_id"], $0["csrf_token"], $0["last_seen_at"]) }
@@ -108,7 +108,7 @@ extension SwitchboardStore {
         let lastSeen = row.lastSeen
         if now - lastSeen > idleSeconds * 1000 {
             try await pool.write { db in
-                try db.execute(sql: "DELETE FROM console_sessions WHERE token_digest = ?", arguments: [digest])
+                try db.execute(cachedSQL: "DELETE FROM console_sessions WHERE token_digest = ?", arguments: [digest])
                 try Self.audit(db, actorKind: "agent", actorID: row.agentID, action: "console.session_expired", now: now)
             }
             return nil
@@ -116,7 +116,7 @@ extension SwitchboardStore {
         // The idle clock moves at most once a minute: not a write per request.
         if touch && now - lastSeen > 60_000 {
             try await pool.write { db in
-                try db.execute(sql: "UPDATE console_sessions SET last_seen_at = ? WHERE token_digest = ?", arguments: [now, digest])
+                try db.execute(cachedSQL: "UPDATE console_sessions SET last_seen_at = ? WHERE token_digest = ?", arguments: [now, digest])
             }
         }
         guard let agent = try await agentDetail(id: row.agentID)?.agent else { return nil }
@@ -127,8 +127,8 @@ extension SwitchboardStore {
     public func endConsoleSession(token: String, now: Int64 = Timestamp.now()) async throws {
         try await pool.write { db in
             let digest = Self.tokenDigest(token)
-            if let agentID = try String.fetchOne(db, sql: "SELECT agent_id FROM console_sessions WHERE token_digest = ?", arguments: [digest]) {
-                try db.execute(sql: "DELETE FROM console_sessions WHERE token_digest = ?", arguments: [digest])
+            if let agentID = try String.fetchOne(db, cachedSQL: "SELECT agent_id FROM console_sessions WHERE token_digest = ?", arguments: [digest]) {
+                try db.execute(cachedSQL: "DELETE FROM console_sessions WHERE token_digest = ?", arguments: [digest])
                 try Self.audit(db, actorKind: "agent", actorID: agentID, action: "console.signed_out", now: now)
             }
         }

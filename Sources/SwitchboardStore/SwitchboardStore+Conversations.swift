@@ -31,7 +31,7 @@ extension SwitchboardStore {
             return try await pool.write(body)
         } catch StoreError.notFound {
             try await pool.write { db in
-                if try Bool.fetchOne(db, sql: "SELECT 1 FROM conversations WHERE id = ?", arguments: [conversationID]) == true {
+                if try Bool.fetchOne(db, cachedSQL: "SELECT 1 FROM conversations WHERE id = ?", arguments: [conversationID]) == true {
                     try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "conversation.access_denied",
                                    conversationID: conversationID, sourceAddress: sourceAddress, now: now)
                 }
@@ -68,7 +68,7 @@ extension SwitchboardStore {
         let finalSQL = sql
         let finalArguments = arguments
         return try await pool.read { db in
-            try Row.fetchAll(db, sql: finalSQL, arguments: finalArguments).map(Self.summary)
+            try Row.fetchAll(db, cachedSQL: finalSQL, arguments: finalArguments).map(Self.summary)
         }
     }
 
@@ -78,16 +78,16 @@ extension SwitchboardStore {
                                  now: Int64 = Timestamp.now()) async throws -> ConversationDetail {
         try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
             let conversation = try Self.visibleConversation(db, id: id, agent: agent)
-            let contactRow = try Row.fetchOne(db, sql: "SELECT id, display_name FROM contacts WHERE id = ?",
+            let contactRow = try Row.fetchOne(db, cachedSQL: "SELECT id, display_name FROM contacts WHERE id = ?",
                                               arguments: [conversation.contactID])
-            let identities = try Row.fetchAll(db, sql: """
+            let identities = try Row.fetchAll(db, cachedSQL: """
                 SELECT kind, value FROM contact_identities WHERE contact_id = ? ORDER BY kind, id
                 """, arguments: [conversation.contactID]).compactMap { row -> ContactView.Identity? in
                 guard let kind = IdentityKind(rawValue: row["kind"]) else { return nil }
                 return ContactView.Identity(kind: kind, value: row["value"])
             }
             var attachments: [String: [AttachmentView]] = [:]
-            for row in try Row.fetchAll(db, sql: """
+            for row in try Row.fetchAll(db, cachedSQL: """
                 SELECT a.id, a.message_id, a.url, a.content_type, a.filename, a.size_bytes, a.data IS NOT NULL AS kept FROM attachments a
                 JOIN messages m ON m.id = a.message_id WHERE m.conversation_id = ? ORDER BY a.id
                 """, arguments: [id]) {
@@ -96,7 +96,7 @@ extension SwitchboardStore {
                                    filename: row["filename"], sizeBytes: row["size_bytes"]))
             }
             var emails: [String: EmailView] = [:]
-            for row in try Row.fetchAll(db, sql: """
+            for row in try Row.fetchAll(db, cachedSQL: """
                 SELECT e.message_id, e.subject, e.from_address, e.rfc_message_id, e.quoted_text, e.auto_reply, m.body_html
                 FROM email_messages e JOIN messages m ON m.id = e.message_id WHERE m.conversation_id = ?
                 """, arguments: [id]) {
@@ -104,7 +104,7 @@ extension SwitchboardStore {
                                                       rfcMessageID: row["rfc_message_id"], quoted: row["quoted_text"],
                                                       html: row["body_html"], autoReply: row["auto_reply"])
             }
-            let messages = try Row.fetchAll(db, sql: """
+            let messages = try Row.fetchAll(db, cachedSQL: """
                 SELECT id, direction, sender_agent_id, channel, body_text, sent_at, created_at, delivery_status, failure_reason,
                        triage_intent, triage_urgency, triage_language, triage_evidence
                 FROM messages WHERE conversation_id = ? ORDER BY created_at, rowid
@@ -121,13 +121,13 @@ extension SwitchboardStore {
             }
             var smsNumber: String?
             if conversation.channel == .sms {
-                smsNumber = try String.fetchOne(db, sql: "SELECT remote_address FROM conversations WHERE id = ?", arguments: [id])
+                smsNumber = try String.fetchOne(db, cachedSQL: "SELECT remote_address FROM conversations WHERE id = ?", arguments: [id])
             }
             try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "conversation.read",
                            conversationID: id, sourceAddress: sourceAddress, now: now)
-            let tags = try String.fetchAll(db, sql: "SELECT tag FROM conversation_tags WHERE conversation_id = ? ORDER BY created_at, tag",
+            let tags = try String.fetchAll(db, cachedSQL: "SELECT tag FROM conversation_tags WHERE conversation_id = ? ORDER BY created_at, tag",
                                            arguments: [id])
-            let skillsJSON = try String.fetchOne(db, sql: "SELECT required_skills FROM conversations WHERE id = ?", arguments: [id]) ?? "[]"
+            let skillsJSON = try String.fetchOne(db, cachedSQL: "SELECT required_skills FROM conversations WHERE id = ?", arguments: [id]) ?? "[]"
             let skills = (try? JSONSerialization.jsonObject(with: Data(skillsJSON.utf8))) as? [String] ?? []
             return ConversationDetail(
                 conversation: conversation,
@@ -144,7 +144,7 @@ extension SwitchboardStore {
                                now: Int64 = Timestamp.now()) async throws -> AttachmentContent {
         try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
             _ = try Self.visibleConversation(db, id: id, agent: agent)
-            guard let row = try Row.fetchOne(db, sql: """
+            guard let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT a.filename, a.content_type, a.data, a.message_id FROM attachments a JOIN messages m ON m.id = a.message_id
                 WHERE a.id = ? AND m.conversation_id = ? AND a.data IS NOT NULL
                 """, arguments: [attachmentID, id]) else {
@@ -178,7 +178,7 @@ extension SwitchboardStore {
         try await scoped(id, agent: agent, sourceAddress: sourceAddress, now: now) { db in
             let conversation = try Self.visibleConversation(db, id: id, agent: agent)
             if conversation.status == .resolved { return conversation }
-            try db.execute(sql: "UPDATE conversations SET status = 'resolved', resolved_at = ?, updated_at = ?, waiting_since = NULL WHERE id = ?",
+            try db.execute(cachedSQL: "UPDATE conversations SET status = 'resolved', resolved_at = ?, updated_at = ?, waiting_since = NULL WHERE id = ?",
                            arguments: [now, now, id])
             try Self.withdrawOffers(db, conversationID: id, reason: "closed", now: now)
             try Self.signal(db, conversationID: id, kind: "resolved", now: now)
@@ -208,7 +208,7 @@ extension SwitchboardStore {
             if conversation.assigneeID != nil, conversation.assigneeID != agent.id, !agent.role.seesAllConversations {
                 throw StoreError.conflict("the conversation is assigned to another agent")
             }
-            if conversation.channel == .sms, let phone = try String.fetchOne(db, sql: "SELECT remote_address FROM conversations WHERE id = ?", arguments: [id]),
+            if conversation.channel == .sms, let phone = try String.fetchOne(db, cachedSQL: "SELECT remote_address FROM conversations WHERE id = ?", arguments: [id]),
                let consent = try Self.consent(db, phone: phone), consent.optedOut {
                 throw StoreError.conflict("the patient opted out of SMS (replied \(consent.keyword) at \(Timestamp.format(consent.updatedAt))); no SMS can be sent until they reply START")
             }
@@ -217,7 +217,7 @@ extension SwitchboardStore {
             if conversation.assigneeID == nil {
                 try Self.takeOver(db, conversationID: id, agent: agent, teamID: conversation.teamID, via: "replied", now: now)
             }
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE conversations SET updated_at = ?, last_message_at = ?, waiting_since = NULL, next_response_due_at = NULL,
                     first_response_at = COALESCE(first_response_at, ?) WHERE id = ?
                 """, arguments: [now, now, now, id])
@@ -237,12 +237,12 @@ extension SwitchboardStore {
     static func queueOutbound(_ db: Database, conversationID: String, channel: Channel, senderKind: String, agentID: String?,
                               text: String, purpose: OutboxPurpose, now: Int64) throws -> String {
         let messageID = Identifier.make(prefix: "msg")
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO messages (id, conversation_id, direction, sender_kind, sender_agent_id, channel, body_text,
                                   sent_at, created_at, delivery_status, delivery_updated_at)
             VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'queued', ?)
             """, arguments: [messageID, conversationID, senderKind, agentID, channel.rawValue, text, now, now, now])
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO outbox (message_id, conversation_id, channel, next_attempt_at, created_at, purpose) VALUES (?, ?, ?, ?, ?, ?)
             """, arguments: [messageID, conversationID, channel.rawValue, now, now, purpose.rawValue])
         return messageID
@@ -260,7 +260,7 @@ extension SwitchboardStore {
     /// already passed one.
     public func summary(id: String) async throws -> ConversationSummary {
         try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.conversationColumns) FROM conversations c WHERE c.id = ?",
+            guard let row = try Row.fetchOne(db, cachedSQL: "SELECT \(Self.conversationColumns) FROM conversations c WHERE c.id = ?",
                                              arguments: [id]) else { throw StoreError.notFound }
             return Self.summary(row)
         }
@@ -269,9 +269,9 @@ extension SwitchboardStore {
     /// Makes the agent the assignee of an unassigned conversation (claim, or a reply to an
     /// unassigned one): pending offers to others are withdrawn, and the router is told.
     static func takeOver(_ db: Database, conversationID id: String, agent: Agent, teamID: String?, via: String, now: Int64) throws {
-        try db.execute(sql: "UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ?", arguments: [agent.id, now, id])
+        try db.execute(cachedSQL: "UPDATE conversations SET assignee_id = ?, updated_at = ? WHERE id = ?", arguments: [agent.id, now, id])
         try withdrawOffers(db, conversationID: id, except: agent.id, reason: "taken by another agent", now: now)
-        try db.execute(sql: "UPDATE offers SET state = 'accepted', ended_at = ? WHERE conversation_id = ? AND state = 'pending'",
+        try db.execute(cachedSQL: "UPDATE offers SET state = 'accepted', ended_at = ? WHERE conversation_id = ? AND state = 'pending'",
                        arguments: [now, id])
         try signal(db, conversationID: id, kind: via, now: now)
         try event(db, kind: "conversation.assigned", audience: .conversation, agentID: agent.id, teamID: teamID,
@@ -279,7 +279,7 @@ extension SwitchboardStore {
     }
 
     static func visibleConversation(_ db: Database, id: String, agent: Agent) throws -> ConversationSummary {
-        guard let row = try Row.fetchOne(db, sql: """
+        guard let row = try Row.fetchOne(db, cachedSQL: """
             SELECT \(conversationColumns) FROM conversations c WHERE c.id = ? AND \(visibleTo)
             """, arguments: [id] + visibility(agent)) else {
             throw StoreError.notFound

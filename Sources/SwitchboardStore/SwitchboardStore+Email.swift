@@ -33,18 +33,18 @@ extension SwitchboardStore {
             }
             guard !result.duplicate else { return result }
             if created {
-                try db.execute(sql: """
+                try db.execute(cachedSQL: """
                     UPDATE conversations SET reply_token = ?, local_address = ?, remote_address = ? WHERE id = ?
                     """, arguments: [Self.makeReplyToken(), mail.toAddress, mail.fromAddress.lowercased(), result.conversationID])
             }
-            try db.execute(sql: "UPDATE messages SET body_html = ? WHERE id = ?", arguments: [mail.html, result.messageID])
-            try db.execute(sql: """
+            try db.execute(cachedSQL: "UPDATE messages SET body_html = ? WHERE id = ?", arguments: [mail.html, result.messageID])
+            try db.execute(cachedSQL: """
                 INSERT INTO email_messages (message_id, rfc_message_id, subject, from_address, to_address, quoted_text, auto_reply, source)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [result.messageID, mail.rfcMessageID, mail.subject, mail.fromAddress.lowercased(), mail.toAddress,
                                  mail.quoted, mail.autoReply, mail.source.rawValue])
             for attachment in mail.attachments {
-                try db.execute(sql: """
+                try db.execute(cachedSQL: """
                     INSERT INTO attachments (message_id, kind, content_type, filename, size_bytes, content_id, is_inline, data, created_at)
                     VALUES (?, 'stored', ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [result.messageID, attachment.contentType, attachment.filename, attachment.size,
@@ -59,7 +59,7 @@ extension SwitchboardStore {
                                                  reopenWindow: Int64, now: Int64) throws -> (String, Bool) {
         var candidates: [Row] = []
         for reference in mail.threadReferences.prefix(50) {
-            if let row = try Row.fetchOne(db, sql: """
+            if let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT c.id, c.contact_id, c.status, c.resolved_at FROM email_messages e
                 JOIN messages m ON m.id = e.message_id JOIN conversations c ON c.id = m.conversation_id
                 WHERE e.rfc_message_id = ? AND e.source = 'outbound' AND c.channel = 'email'
@@ -68,7 +68,7 @@ extension SwitchboardStore {
             }
         }
         for token in mail.replyTokens.prefix(10) {
-            if let row = try Row.fetchOne(db, sql: """
+            if let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT id, contact_id, status, resolved_at FROM conversations WHERE reply_token = ? AND channel = 'email'
                 """, arguments: [token.lowercased()]) {
                 candidates.append(row)
@@ -101,22 +101,22 @@ extension SwitchboardStore {
             // The outbound message the report is about: the first of its Message-IDs that is ours.
             var original: Row?
             for id in bounce.originalMessageIDs {
-                original = try Row.fetchOne(db, sql: """
+                original = try Row.fetchOne(db, cachedSQL: """
                     SELECT m.id, m.conversation_id, m.delivery_status FROM email_messages e JOIN messages m ON m.id = e.message_id
                     WHERE e.rfc_message_id = ? AND e.source = 'outbound'
                     """, arguments: [id])
                 if original != nil { break }
             }
-            if let row = try Row.fetchOne(db, sql: """
+            if let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT message_id, conversation_id FROM inbound_journal WHERE channel = 'email' AND external_id = ?
                 """, arguments: [bounce.deliveryID]) {
                 return .matched(messageID: original?["id"] ?? row["message_id"], conversationID: row["conversation_id"], duplicate: true)
             }
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM mail_quarantine WHERE external_id = ?", arguments: [bounce.deliveryID]) ?? false {
+            if try Bool.fetchOne(db, cachedSQL: "SELECT 1 FROM mail_quarantine WHERE external_id = ?", arguments: [bounce.deliveryID]) ?? false {
                 return .quarantined
             }
             guard let original else {
-                try db.execute(sql: """
+                try db.execute(cachedSQL: """
                     INSERT INTO mail_quarantine (received_at, source, reason, external_id, raw) VALUES (?, ?, ?, ?, ?)
                     """, arguments: [now, bounce.source.rawValue, "bounce for a message we did not send", bounce.deliveryID, Data(bounce.raw)])
                 return .quarantined
@@ -124,7 +124,7 @@ extension SwitchboardStore {
             let failedID: String = original["id"]
             let conversationID: String = original["conversation_id"]
             if bounce.failed {
-                try db.execute(sql: """
+                try db.execute(cachedSQL: """
                     UPDATE messages SET delivery_status = 'failed', delivery_updated_at = ?, failure_reason = ? WHERE id = ?
                     """, arguments: [now, bounce.reason, failedID])
                 try Self.messageStatusEvent(db, messageID: failedID, conversationID: conversationID, status: .failed, now: now)
@@ -134,21 +134,21 @@ extension SwitchboardStore {
             // The notice itself, as a system message in the thread (already "triaged": nothing
             // answers a bounce), journalled like any inbound delivery.
             let noticeID = Identifier.make(prefix: "msg")
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at, triaged_at)
                 VALUES (?, ?, 'inbound', 'system', 'email', ?, ?, ?, ?, ?)
                 ON CONFLICT (channel, external_id) DO NOTHING
                 """, arguments: [noticeID, conversationID, bounce.rfcMessageID, bounce.notice, now, now, now])
             let storedID = db.changesCount == 1 ? noticeID
-                : try String.fetchOne(db, sql: "SELECT id FROM messages WHERE channel = 'email' AND external_id = ?",
+                : try String.fetchOne(db, cachedSQL: "SELECT id FROM messages WHERE channel = 'email' AND external_id = ?",
                                       arguments: [bounce.rfcMessageID]) ?? noticeID
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 INSERT INTO inbound_journal (channel, external_id, received_at, raw, outcome, message_id, conversation_id)
                 VALUES ('email', ?, ?, ?, ?, ?, ?)
                 """, arguments: [bounce.deliveryID, now, Data(bounce.raw), storedID == noticeID ? "stored" : "duplicate_message",
                                  storedID, conversationID])
             if storedID == noticeID {
-                try db.execute(sql: """
+                try db.execute(cachedSQL: """
                     INSERT INTO email_messages (message_id, rfc_message_id, source) VALUES (?, ?, 'bounce')
                     """, arguments: [noticeID, bounce.rfcMessageID])
                 try Self.conversationEvent(db, kind: "message.created", conversationID: conversationID,
@@ -164,28 +164,28 @@ extension SwitchboardStore {
     public func emailOutboundContext(for item: OutboxItem, domain: String, now: Int64 = Timestamp.now()) async throws -> EmailOutboundContext {
         try await pool.write { db in
             let ownID = item.messageID + "@" + domain
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 INSERT INTO email_messages (message_id, rfc_message_id, source) VALUES (?, ?, 'outbound')
                 ON CONFLICT (message_id) DO NOTHING
                 """, arguments: [item.messageID, ownID])
-            let rfcID = try String.fetchOne(db, sql: "SELECT rfc_message_id FROM email_messages WHERE message_id = ?",
+            let rfcID = try String.fetchOne(db, cachedSQL: "SELECT rfc_message_id FROM email_messages WHERE message_id = ?",
                                             arguments: [item.messageID]) ?? ownID
-            let conversation = try Row.fetchOne(db, sql: """
+            let conversation = try Row.fetchOne(db, cachedSQL: """
                 SELECT c.reply_token, c.local_address, c.remote_address, k.display_name
                 FROM conversations c JOIN contacts k ON k.id = c.contact_id WHERE c.id = ?
                 """, arguments: [item.conversationID])
             // The thread so far, oldest first: the Message-IDs of every mail in it.
-            let thread = try String.fetchAll(db, sql: """
+            let thread = try String.fetchAll(db, cachedSQL: """
                 SELECT e.rfc_message_id FROM email_messages e JOIN messages m ON m.id = e.message_id
                 WHERE m.conversation_id = ? AND m.id <> ? AND e.source IN ('smtp','imap','outbound') AND m.created_at <= ?
                 ORDER BY m.created_at, m.rowid
                 """, arguments: [item.conversationID, item.messageID, now])
-            let lastInbound = try Row.fetchOne(db, sql: """
+            let lastInbound = try Row.fetchOne(db, cachedSQL: """
                 SELECT e.rfc_message_id, e.subject FROM email_messages e JOIN messages m ON m.id = e.message_id
                 WHERE m.conversation_id = ? AND e.source IN ('smtp','imap') ORDER BY m.created_at DESC, m.rowid DESC LIMIT 1
                 """, arguments: [item.conversationID])
             // The subject of the thread: the first inbound mail that had one.
-            let subject = try String.fetchOne(db, sql: """
+            let subject = try String.fetchOne(db, cachedSQL: """
                 SELECT e.subject FROM email_messages e JOIN messages m ON m.id = e.message_id
                 WHERE m.conversation_id = ? AND e.source IN ('smtp','imap') AND e.subject IS NOT NULL AND e.subject <> ''
                 ORDER BY m.created_at, m.rowid LIMIT 1
@@ -193,10 +193,10 @@ extension SwitchboardStore {
             var token: String? = conversation?["reply_token"]
             if token == nil {
                 token = Self.makeReplyToken()
-                try db.execute(sql: "UPDATE conversations SET reply_token = ? WHERE id = ? AND reply_token IS NULL",
+                try db.execute(cachedSQL: "UPDATE conversations SET reply_token = ? WHERE id = ? AND reply_token IS NULL",
                                arguments: [token, item.conversationID])
             }
-            let contactEmail = try String.fetchOne(db, sql: """
+            let contactEmail = try String.fetchOne(db, cachedSQL: """
                 SELECT i.value FROM contact_identities i JOIN conversations c ON c.contact_id = i.contact_id
                 WHERE c.id = ? AND i.kind = 'email' ORDER BY i.id LIMIT 1
                 """, arguments: [item.conversationID])
@@ -210,7 +210,7 @@ extension SwitchboardStore {
     /// The IMAP cursor of a mailbox: its UIDVALIDITY and the last UID committed.
     public func imapCursor(mailbox: String) async throws -> IMAPCursor? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT uidvalidity, last_uid FROM imap_cursors WHERE mailbox = ?", arguments: [mailbox]).map {
+            try Row.fetchOne(db, cachedSQL: "SELECT uidvalidity, last_uid FROM imap_cursors WHERE mailbox = ?", arguments: [mailbox]).map {
                 IMAPCursor(uidValidity: $0["uidvalidity"], lastUID: $0["last_uid"])
             }
         }
@@ -220,7 +220,7 @@ extension SwitchboardStore {
     /// replaces it — the re-sync that follows is deduplicated on Message-ID).
     public func setIMAPCursor(mailbox: String, _ cursor: IMAPCursor, now: Int64 = Timestamp.now()) async throws {
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 INSERT INTO imap_cursors (mailbox, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (mailbox) DO UPDATE SET
                     last_uid = CASE WHEN imap_cursors.uidvalidity = excluded.uidvalidity
@@ -234,7 +234,7 @@ extension SwitchboardStore {
     /// fetching a message body again after a crash.
     public func hasInboundDelivery(channel: Channel, deliveryID: String) async throws -> Bool {
         try await pool.read { db in
-            try Bool.fetchOne(db, sql: """
+            try Bool.fetchOne(db, cachedSQL: """
                 SELECT EXISTS (SELECT 1 FROM inbound_journal WHERE channel = ? AND external_id = ?)
                     OR EXISTS (SELECT 1 FROM mail_quarantine WHERE external_id = ?)
                 """, arguments: [channel.rawValue, deliveryID, deliveryID]) ?? false

@@ -30,7 +30,7 @@ extension SwitchboardStore {
                       conversationID: String?, data: [String: Any], now: Int64) throws {
         var data = data
         if let conversationID { data["conversation_id"] = conversationID }
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO events (at, kind, audience, agent_id, team_id, conversation_id, data) VALUES (?, ?, ?, ?, ?, ?, ?)
             """, arguments: [now, kind, audience.rawValue, agentID, teamID, conversationID, jsonText(data)])
     }
@@ -38,7 +38,7 @@ extension SwitchboardStore {
     /// An event for whoever follows the conversation now: its agent, or its team while it
     /// is unassigned (and the team's supervisors).
     static func conversationEvent(_ db: Database, kind: String, conversationID: String, data: [String: Any], now: Int64) throws {
-        let placement = try Row.fetchOne(db, sql: "SELECT assignee_id, team_id FROM conversations WHERE id = ?", arguments: [conversationID])
+        let placement = try Row.fetchOne(db, cachedSQL: "SELECT assignee_id, team_id FROM conversations WHERE id = ?", arguments: [conversationID])
         try event(db, kind: kind, audience: .conversation, agentID: placement?["assignee_id"], teamID: placement?["team_id"],
                   conversationID: conversationID, data: data, now: now)
     }
@@ -53,7 +53,7 @@ extension SwitchboardStore {
     /// Events after `seq` that `agent` may see, oldest first.
     public func events(for agent: Agent, after seq: Int64, limit: Int = 500) async throws -> [StreamEvent] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db, cachedSQL: """
                 SELECT e.seq, e.at, e.kind, e.conversation_id, e.data FROM events e
                 WHERE e.seq > ? AND (? OR e.agent_id = ?
                     OR (e.audience = 'conversation' AND e.agent_id IS NULL
@@ -70,8 +70,8 @@ extension SwitchboardStore {
     /// The newest sequence number, and the oldest one still retained (nil when none is).
     public func eventBounds() async throws -> (newest: Int64, oldestRetained: Int64?) {
         try await pool.read { db in
-            let newest = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'events'") ?? 0
-            let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM events")
+            let newest = try Int64.fetchOne(db, cachedSQL: "SELECT seq FROM sqlite_sequence WHERE name = 'events'") ?? 0
+            let oldest = try Int64.fetchOne(db, cachedSQL: "SELECT MIN(seq) FROM events")
             return (newest, oldest)
         }
     }
@@ -82,8 +82,8 @@ extension SwitchboardStore {
     @discardableResult
     public func pruneEvents(olderThan cutoff: Int64) async throws -> Int {
         try await pool.write { db in
-            guard let through = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM events WHERE at < ?", arguments: [cutoff]) else { return 0 }
-            try db.execute(sql: "DELETE FROM events WHERE seq <= ?", arguments: [through])
+            guard let through = try Int64.fetchOne(db, cachedSQL: "SELECT MAX(seq) FROM events WHERE at < ?", arguments: [cutoff]) else { return 0 }
+            try db.execute(cachedSQL: "DELETE FROM events WHERE seq <= ?", arguments: [through])
             return db.changesCount
         }
     }
@@ -103,7 +103,7 @@ extension SwitchboardStore {
 
     static func insertNote(_ db: Database, conversation: ConversationSummary, agentID: String, text: String, now: Int64) throws -> String {
         let messageID = Identifier.make(prefix: "msg")
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO messages (id, conversation_id, direction, sender_kind, sender_agent_id, channel, body_text, sent_at, created_at)
             VALUES (?, ?, 'note', 'agent', ?, ?, ?, ?, ?)
             """, arguments: [messageID, conversation.id, agentID, conversation.channel.rawValue, text, now, now])
@@ -126,18 +126,18 @@ extension SwitchboardStore {
             }
             var targetAgent: String?
             if let toAgent {
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM agents WHERE id = ? AND active = 1", arguments: [toAgent]) == true else {
+                guard try Bool.fetchOne(db, cachedSQL: "SELECT 1 FROM agents WHERE id = ? AND active = 1", arguments: [toAgent]) == true else {
                     throw StoreError.invalid("to_agent: no such agent")
                 }
                 targetAgent = toAgent
             }
             var targetTeam: String?
             if let toTeam {
-                guard let teamID = try String.fetchOne(db, sql: "SELECT id FROM teams WHERE id = ? OR name = ?", arguments: [toTeam, toTeam]) else {
+                guard let teamID = try String.fetchOne(db, cachedSQL: "SELECT id FROM teams WHERE id = ? OR name = ?", arguments: [toTeam, toTeam]) else {
                     throw StoreError.invalid("to_team: no such team")
                 }
                 targetTeam = teamID
-                try db.execute(sql: "UPDATE conversations SET team_id = ?, updated_at = ? WHERE id = ?", arguments: [teamID, now, id])
+                try db.execute(cachedSQL: "UPDATE conversations SET team_id = ?, updated_at = ? WHERE id = ?", arguments: [teamID, now, id])
             }
             if let note = note?.trimmingWhitespace(), !note.isEmpty {
                 _ = try Self.insertNote(db, conversation: conversation, agentID: agent.id, text: note, now: now)

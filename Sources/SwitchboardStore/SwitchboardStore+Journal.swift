@@ -71,7 +71,7 @@ extension SwitchboardStore {
         let finalSQL = sql
         let finalArguments = arguments
         return try await pool.read { db in
-            try Row.fetchAll(db, sql: finalSQL, arguments: finalArguments).map { row in
+            try Row.fetchAll(db, cachedSQL: finalSQL, arguments: finalArguments).map { row in
                 JournalEntry(id: row["id"], channel: Channel(rawValue: row["channel"]) ?? .portal, externalID: row["external_id"],
                              messageID: row["message_id"],
                              conversationID: row["conversation_id"], receivedAt: row["received_at"],
@@ -88,14 +88,14 @@ extension SwitchboardStore {
     public func applyReparse(_ entry: JournalEntry, _ parsed: ReparsedMessage, dryRun: Bool, operator who: String,
                              now: Int64 = Timestamp.now()) async throws -> Bool {
         try await pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT body_text, body_html FROM messages WHERE id = ?",
+            guard let row = try Row.fetchOne(db, cachedSQL: "SELECT body_text, body_html FROM messages WHERE id = ?",
                                              arguments: [entry.messageID]) else { return false }
             var changed = (row["body_text"] as String) != parsed.text
             if let email = parsed.email {
-                let stored = try Row.fetchOne(db, sql: """
+                let stored = try Row.fetchOne(db, cachedSQL: """
                     SELECT subject, quoted_text, auto_reply FROM email_messages WHERE message_id = ?
                     """, arguments: [entry.messageID])
-                let attachments = try Row.fetchAll(db, sql: """
+                let attachments = try Row.fetchAll(db, cachedSQL: """
                     SELECT filename, content_type, size_bytes, content_id, is_inline, data FROM attachments
                     WHERE message_id = ? AND kind = 'stored' ORDER BY id
                     """, arguments: [entry.messageID]).map { row in
@@ -107,14 +107,14 @@ extension SwitchboardStore {
                     || (stored?["quoted_text"] as String?) != email.quoted || (stored?["auto_reply"] as String?) != email.autoReply
                     || attachments != email.attachments
                 if changed && !dryRun {
-                    try db.execute(sql: "UPDATE messages SET body_html = ? WHERE id = ?", arguments: [email.html, entry.messageID])
-                    try db.execute(sql: """
+                    try db.execute(cachedSQL: "UPDATE messages SET body_html = ? WHERE id = ?", arguments: [email.html, entry.messageID])
+                    try db.execute(cachedSQL: """
                         UPDATE email_messages SET subject = ?, quoted_text = ?, auto_reply = ? WHERE message_id = ?
                         """, arguments: [email.subject, email.quoted, email.autoReply, entry.messageID])
                     if attachments != email.attachments {
-                        try db.execute(sql: "DELETE FROM attachments WHERE message_id = ? AND kind = 'stored'", arguments: [entry.messageID])
+                        try db.execute(cachedSQL: "DELETE FROM attachments WHERE message_id = ? AND kind = 'stored'", arguments: [entry.messageID])
                         for attachment in email.attachments {
-                            try db.execute(sql: """
+                            try db.execute(cachedSQL: """
                                 INSERT INTO attachments (message_id, kind, content_type, filename, size_bytes, content_id, is_inline, data, created_at)
                                 VALUES (?, 'stored', ?, ?, ?, ?, ?, ?, ?)
                                 """, arguments: [entry.messageID, attachment.contentType, attachment.filename, attachment.size,
@@ -124,7 +124,7 @@ extension SwitchboardStore {
                 }
             }
             guard changed, !dryRun else { return changed }
-            try db.execute(sql: "UPDATE messages SET body_text = ? WHERE id = ?", arguments: [parsed.text, entry.messageID])
+            try db.execute(cachedSQL: "UPDATE messages SET body_text = ? WHERE id = ?", arguments: [parsed.text, entry.messageID])
             try Self.audit(db, actorKind: "admin", actorID: who, action: "message.reparsed", conversationID: entry.conversationID,
                            messageID: entry.messageID, now: now)
             try Self.conversationEvent(db, kind: "message.reparsed", conversationID: entry.conversationID,

@@ -18,7 +18,7 @@ extension SwitchboardStore {
         do {
             let destination = try DatabaseQueue(path: temporary)
             try pool.backup(to: destination)
-            try destination.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA journal_mode = DELETE") }
+            try destination.writeWithoutTransaction { db in try db.execute(cachedSQL: "PRAGMA journal_mode = DELETE") }
             try destination.close()
             guard rename(temporary, path) == 0 else { throw StoreError.invalid("cannot move the backup into place at \(path)") }
         } catch {
@@ -73,7 +73,7 @@ extension SwitchboardStore {
         let size = { (try? FileManager.default.attributesOfItem(atPath: self.path)[.size] as? Int) ?? 0 }
         let before = size()
         try await pool.vacuum()
-        try await pool.writeWithoutTransaction { db in _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try await pool.writeWithoutTransaction { db in _ = try Row.fetchAll(db, cachedSQL: "PRAGMA wal_checkpoint(TRUNCATE)") }
         return (before, size())
     }
 
@@ -84,12 +84,12 @@ extension SwitchboardStore {
     }
 
     private static func integrity(_ db: Database) throws -> IntegrityReport {
-        let problems = try String.fetchAll(db, sql: "PRAGMA integrity_check").filter { $0 != "ok" }
-        let foreignKeys = try Row.fetchAll(db, sql: "PRAGMA foreign_key_check").count
+        let problems = try String.fetchAll(db, cachedSQL: "PRAGMA integrity_check").filter { $0 != "ok" }
+        let foreignKeys = try Row.fetchAll(db, cachedSQL: "PRAGMA foreign_key_check").count
         let migrations = (try? Schema.migrator.appliedMigrations(db)) ?? []
         var counts: [String: Int] = [:]
         for table in ["conversations", "messages", "contacts", "agents", "audit_events", "outbox"] {
-            counts[table] = try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0
+            counts[table] = try Int.fetchOne(db, cachedSQL: "SELECT count(*) FROM \(table)") ?? 0
         }
         return IntegrityReport(problems: problems, foreignKeyViolations: foreignKeys, migrations: migrations, rowCounts: counts)
     }

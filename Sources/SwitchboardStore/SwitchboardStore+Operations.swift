@@ -8,7 +8,7 @@ extension SwitchboardStore {
     /// Outbox items in `state` (`dead` by default: the dead letters not discarded), newest first.
     public func outboxEntries(state: String = "dead", limit: Int = 100) async throws -> [OutboxEntry] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db, cachedSQL: """
                 SELECT id, message_id, conversation_id, channel, state, attempts, last_error, created_at, next_attempt_at, finished_at
                 FROM outbox WHERE state = ? AND discarded_at IS NULL ORDER BY id DESC LIMIT ?
                 """, arguments: [state, limit]).map {
@@ -23,18 +23,18 @@ extension SwitchboardStore {
     /// other pending items), with a fresh `outbox.horizon_seconds`; the agent sees `queued` again.
     public func retryOutbox(id: Int64, operator who: String, now: Int64 = Timestamp.now()) async throws {
         try await pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT message_id, conversation_id FROM outbox WHERE id = ? AND state = 'dead' AND discarded_at IS NULL",
+            guard let row = try Row.fetchOne(db, cachedSQL: "SELECT message_id, conversation_id FROM outbox WHERE id = ? AND state = 'dead' AND discarded_at IS NULL",
                                              arguments: [id]) else {
                 throw StoreError.invalid("outbox item \(id) is not a dead letter")
             }
-            if try Bool.fetchOne(db, sql: "SELECT purged_at IS NOT NULL FROM messages WHERE id = ?", arguments: [row["message_id"] as String]) == true {
+            if try Bool.fetchOne(db, cachedSQL: "SELECT purged_at IS NOT NULL FROM messages WHERE id = ?", arguments: [row["message_id"] as String]) == true {
                 throw StoreError.invalid("outbox item \(id): its text was purged by retention; it cannot be sent again")
             }
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE outbox SET state = 'pending', finished_at = NULL, next_attempt_at = ?, last_error = NULL, created_at = ?
                 WHERE id = ?
                 """, arguments: [now, now, id])
-            try db.execute(sql: "UPDATE messages SET delivery_status = 'queued', delivery_updated_at = ?, failure_reason = NULL WHERE id = ?",
+            try db.execute(cachedSQL: "UPDATE messages SET delivery_status = 'queued', delivery_updated_at = ?, failure_reason = NULL WHERE id = ?",
                            arguments: [now, row["message_id"] as String])
             try Self.audit(db, actorKind: "admin", actorID: who, action: "outbox.retried", conversationID: row["conversation_id"],
                            messageID: row["message_id"], now: now)
@@ -45,11 +45,11 @@ extension SwitchboardStore {
     /// Takes a dead letter off the list for good (the row and the failed message stay).
     public func discardOutbox(id: Int64, operator who: String, now: Int64 = Timestamp.now()) async throws {
         try await pool.write { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT message_id, conversation_id FROM outbox WHERE id = ? AND state = 'dead' AND discarded_at IS NULL",
+            guard let row = try Row.fetchOne(db, cachedSQL: "SELECT message_id, conversation_id FROM outbox WHERE id = ? AND state = 'dead' AND discarded_at IS NULL",
                                              arguments: [id]) else {
                 throw StoreError.invalid("outbox item \(id) is not a dead letter")
             }
-            try db.execute(sql: "UPDATE outbox SET discarded_at = ? WHERE id = ?", arguments: [now, id])
+            try db.execute(cachedSQL: "UPDATE outbox SET discarded_at = ? WHERE id = ?", arguments: [now, id])
             try Self.audit(db, actorKind: "admin", actorID: who, action: "outbox.discarded", conversationID: row["conversation_id"],
                            messageID: row["message_id"], now: now)
         }
@@ -69,36 +69,36 @@ extension SwitchboardStore {
                   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id
                                   AND (o.state = 'pending' OR (o.state = 'dead' AND o.discarded_at IS NULL)))
                 """
-            let ids = try String.fetchAll(db, sql: "SELECT m.id \(eligible)", arguments: [cutoff, cutoff])
-            let attachments = try Int.fetchOne(db, sql: "SELECT count(*) FROM attachments WHERE message_id IN (SELECT m.id \(eligible))",
+            let ids = try String.fetchAll(db, cachedSQL: "SELECT m.id \(eligible)", arguments: [cutoff, cutoff])
+            let attachments = try Int.fetchOne(db, cachedSQL: "SELECT count(*) FROM attachments WHERE message_id IN (SELECT m.id \(eligible))",
                                                arguments: [cutoff, cutoff]) ?? 0
-            let journal = try Int.fetchOne(db, sql: "SELECT count(*) FROM inbound_journal WHERE message_id IN (SELECT m.id \(eligible)) AND length(raw) > 0",
+            let journal = try Int.fetchOne(db, cachedSQL: "SELECT count(*) FROM inbound_journal WHERE message_id IN (SELECT m.id \(eligible)) AND length(raw) > 0",
                                            arguments: [cutoff, cutoff]) ?? 0
             // Quarantined mail (bounces for nothing we sent) is a raw delivery too: counted with the journal.
-            let quarantined = try Int.fetchOne(db, sql: "SELECT count(*) FROM mail_quarantine WHERE received_at < ?",
+            let quarantined = try Int.fetchOne(db, cachedSQL: "SELECT count(*) FROM mail_quarantine WHERE received_at < ?",
                                                arguments: [cutoff]) ?? 0
             let result = PurgeResult(messages: ids.count, attachments: attachments, journalEntries: journal + quarantined, dryRun: dryRun)
             guard !dryRun else { return result }
-            try db.execute(sql: "DELETE FROM mail_quarantine WHERE received_at < ?", arguments: [cutoff])
+            try db.execute(cachedSQL: "DELETE FROM mail_quarantine WHERE received_at < ?", arguments: [cutoff])
             guard !ids.isEmpty else {
                 if quarantined > 0 { try Self.audit(db, actorKind: "admin", actorID: who, action: "retention.purged", now: now) }
                 return result
             }
-            try db.execute(sql: "CREATE TEMP TABLE purge_ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
-            defer { try? db.execute(sql: "DROP TABLE temp.purge_ids") }
-            for id in ids { try db.execute(sql: "INSERT INTO purge_ids (id) VALUES (?)", arguments: [id]) }
-            try db.execute(sql: """
+            try db.execute(cachedSQL: "CREATE TEMP TABLE purge_ids (id TEXT PRIMARY KEY) WITHOUT ROWID")
+            defer { try? db.execute(cachedSQL: "DROP TABLE temp.purge_ids") }
+            for id in ids { try db.execute(cachedSQL: "INSERT INTO purge_ids (id) VALUES (?)", arguments: [id]) }
+            try db.execute(cachedSQL: """
                 UPDATE messages SET body_text = '', body_html = NULL, triage_evidence = NULL, failure_reason = NULL, purged_at = ?
                 WHERE id IN (SELECT id FROM purge_ids)
                 """, arguments: [now])
-            try db.execute(sql: "UPDATE inbound_journal SET raw = zeroblob(0) WHERE message_id IN (SELECT id FROM purge_ids)")
+            try db.execute(cachedSQL: "UPDATE inbound_journal SET raw = zeroblob(0) WHERE message_id IN (SELECT id FROM purge_ids)")
             // A mail's subject, addresses and quoted history are its content too. The
             // Message-ID stays: threading and dedupe of a late copy need it.
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE email_messages SET subject = NULL, from_address = NULL, to_address = NULL, quoted_text = NULL
                 WHERE message_id IN (SELECT id FROM purge_ids)
                 """)
-            try db.execute(sql: "DELETE FROM attachments WHERE message_id IN (SELECT id FROM purge_ids)")
+            try db.execute(cachedSQL: "DELETE FROM attachments WHERE message_id IN (SELECT id FROM purge_ids)")
             try Self.audit(db, actorKind: "admin", actorID: who, action: "retention.purged", now: now)
             return result
         }

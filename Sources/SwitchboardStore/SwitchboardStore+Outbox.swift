@@ -15,7 +15,7 @@ extension SwitchboardStore {
         // Rows become OutboxItems inside the read: `Row` is not Sendable, and a closure
         // returning one would bind to GRDB's blocking read instead of the async one.
         let items = try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db, cachedSQL: """
                 SELECT o.id, o.message_id, o.conversation_id, o.channel, o.attempts, o.created_at,
                        m.body_text, m.sent_at, m.sender_kind, c.external_thread_id, o.purpose, c.gateway, c.local_address, c.remote_address,
                        (SELECT state = 'opted_out' FROM sms_consent s WHERE s.phone = c.remote_address) AS opted_out,
@@ -48,7 +48,7 @@ extension SwitchboardStore {
         guard !channels.isEmpty else { return nil }
         let channelList = channels.map { "'\($0.rawValue)'" }.joined(separator: ",")
         return try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending' AND channel IN (\(channelList))")
+            try Int64.fetchOne(db, cachedSQL: "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending' AND channel IN (\(channelList))")
         }
     }
 
@@ -58,12 +58,12 @@ extension SwitchboardStore {
     public func markOutboxDelivered(_ item: OutboxItem, status: DeliveryStatus = .delivered, externalID: String? = nil,
                                     now: Int64 = Timestamp.now()) async throws {
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE outbox SET state = 'delivered', attempts = attempts + 1, finished_at = ?, last_error = NULL
                 WHERE id = ? AND state = 'pending'
                 """, arguments: [now, item.id])
             // A delivery report may have overtaken this bookkeeping: never move a status back.
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE messages SET delivery_status = ?, delivery_updated_at = ?, failure_reason = NULL,
                     external_id = COALESCE(?, external_id)
                 WHERE id = ? AND delivery_status IN ('queued', ?)
@@ -78,7 +78,7 @@ extension SwitchboardStore {
     /// summary (a status code, "timeout"), never a response body.
     public func scheduleOutboxRetry(_ item: OutboxItem, at nextAttempt: Int64, reason: String) async throws {
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ? AND state = 'pending'
                 """, arguments: [nextAttempt, reason, item.id])
         }
@@ -88,10 +88,10 @@ extension SwitchboardStore {
     public func deadLetterOutbox(_ item: OutboxItem, reason: String, countsAsAttempt: Bool = true,
                                  now: Int64 = Timestamp.now()) async throws {
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE outbox SET state = 'dead', attempts = attempts + ?, finished_at = ?, last_error = ? WHERE id = ? AND state = 'pending'
                 """, arguments: [countsAsAttempt ? 1 : 0, now, reason, item.id])
-            try db.execute(sql: "UPDATE messages SET delivery_status = 'failed', delivery_updated_at = ?, failure_reason = ? WHERE id = ?",
+            try db.execute(cachedSQL: "UPDATE messages SET delivery_status = 'failed', delivery_updated_at = ?, failure_reason = ? WHERE id = ?",
                            arguments: [now, reason, item.messageID])
             try Self.audit(db, actorKind: "system", actorID: nil, action: "message.dead_lettered",
                            conversationID: item.conversationID, messageID: item.messageID, now: now)
@@ -101,7 +101,7 @@ extension SwitchboardStore {
 
     public func outboxStats(now: Int64 = Timestamp.now()) async throws -> OutboxStats {
         try await pool.read { db in
-            let row = try Row.fetchOne(db, sql: """
+            let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT (SELECT count(*) FROM outbox WHERE state = 'pending') AS pending,
                        (SELECT count(*) FROM outbox WHERE state = 'dead' AND discarded_at IS NULL) AS dead,
                        (SELECT min(created_at) FROM outbox WHERE state = 'pending') AS oldest
@@ -117,6 +117,6 @@ extension SwitchboardStore {
     /// Rows in one of the store's tables (diagnostics and tests). `table` must be a literal
     /// table name, never input.
     func count(_ table: StaticString) async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 }
+        try await pool.read { db in try Int.fetchOne(db, cachedSQL: "SELECT count(*) FROM \(table)") ?? 0 }
     }
 }

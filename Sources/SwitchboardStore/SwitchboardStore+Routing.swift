@@ -15,14 +15,14 @@ extension SwitchboardStore {
     /// `team`, "this agent / team changed": the column then holds that id). Written in the same
     /// transaction as the change, so the router cannot miss one.
     static func signal(_ db: Database, conversationID: String, kind: String, now: Int64) throws {
-        try db.execute(sql: "INSERT INTO routing_signals (conversation_id, kind, at) VALUES (?, ?, ?)",
+        try db.execute(cachedSQL: "INSERT INTO routing_signals (conversation_id, kind, at) VALUES (?, ?, ?)",
                        arguments: [conversationID, kind, now])
     }
 
     /// Signals after `cursor`, oldest first.
     public func routingSignals(after cursor: Int64, limit: Int) async throws -> [RoutingSignal] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, conversation_id, kind FROM routing_signals WHERE id > ? ORDER BY id LIMIT ?",
+            try Row.fetchAll(db, cachedSQL: "SELECT id, conversation_id, kind FROM routing_signals WHERE id > ? ORDER BY id LIMIT ?",
                              arguments: [cursor, limit]).map {
                 RoutingSignal(id: $0["id"], conversationID: $0["conversation_id"], kind: $0["kind"])
             }
@@ -32,7 +32,7 @@ extension SwitchboardStore {
     /// Forgets consumed signals (the router rebuilds from conversations at start).
     public func pruneRoutingSignals(through cursor: Int64) async throws {
         try await pool.write { db in
-            try db.execute(sql: "DELETE FROM routing_signals WHERE id <= ?", arguments: [cursor])
+            try db.execute(cachedSQL: "DELETE FROM routing_signals WHERE id <= ?", arguments: [cursor])
         }
     }
 
@@ -42,10 +42,10 @@ extension SwitchboardStore {
     /// returned signal cursor is where tailing continues.
     public func loadRouting(triageGates: Bool) async throws -> RoutingSnapshot {
         try await pool.read { db in
-            let cursor = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) FROM routing_signals") ?? 0
-            let teams = try Row.fetchAll(db, sql: "SELECT id, name, policy, auto_accept, overflow FROM teams ORDER BY id").map(Self.team)
-            let agents = try Row.fetchAll(db, sql: "\(Self.agentProfileSelect) WHERE a.active = 1 ORDER BY a.id").map(Self.agentProfile)
-            let conversations = try Row.fetchAll(db, sql: "\(Self.routableSelect) WHERE c.status <> 'resolved' ORDER BY c.created_at, c.id")
+            let cursor = try Int64.fetchOne(db, cachedSQL: "SELECT COALESCE(MAX(id), 0) FROM routing_signals") ?? 0
+            let teams = try Row.fetchAll(db, cachedSQL: "SELECT id, name, policy, auto_accept, overflow FROM teams ORDER BY id").map(Self.team)
+            let agents = try Row.fetchAll(db, cachedSQL: "\(Self.agentProfileSelect) WHERE a.active = 1 ORDER BY a.id").map(Self.agentProfile)
+            let conversations = try Row.fetchAll(db, cachedSQL: "\(Self.routableSelect) WHERE c.status <> 'resolved' ORDER BY c.created_at, c.id")
                 .map { Self.routable($0, triageGates: triageGates) }
             return RoutingSnapshot(signalCursor: cursor, teams: teams, agents: agents, conversations: conversations)
         }
@@ -53,13 +53,13 @@ extension SwitchboardStore {
 
     public func routableConversation(id: String, triageGates: Bool) async throws -> RoutableRow? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "\(Self.routableSelect) WHERE c.id = ?", arguments: [id]).map { Self.routable($0, triageGates: triageGates) }
+            try Row.fetchOne(db, cachedSQL: "\(Self.routableSelect) WHERE c.id = ?", arguments: [id]).map { Self.routable($0, triageGates: triageGates) }
         }
     }
 
     public func agentProfile(id: String) async throws -> AgentProfile? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "\(Self.agentProfileSelect) WHERE a.id = ? AND a.active = 1", arguments: [id]).map(Self.agentProfile)
+            try Row.fetchOne(db, cachedSQL: "\(Self.agentProfileSelect) WHERE a.id = ? AND a.active = 1", arguments: [id]).map(Self.agentProfile)
         }
     }
 
@@ -164,19 +164,19 @@ extension SwitchboardStore {
     }
 
     private static func conversationTeam(_ db: Database, _ id: String) throws -> String? {
-        try String.fetchOne(db, sql: "SELECT team_id FROM conversations WHERE id = ?", arguments: [id])
+        try String.fetchOne(db, cachedSQL: "SELECT team_id FROM conversations WHERE id = ?", arguments: [id])
     }
 
     /// Withdraws the conversation's pending offers (all, or all but `except`'s) and tells
     /// each agent concerned.
     static func withdrawOffers(_ db: Database, conversationID: String, except: String? = nil, reason: String, now: Int64) throws {
-        for agent in try String.fetchAll(db, sql: """
+        for agent in try String.fetchAll(db, cachedSQL: """
             SELECT agent_id FROM offers WHERE conversation_id = ? AND state = 'pending' AND agent_id IS NOT ?
             """, arguments: [conversationID, except]) {
             try event(db, kind: "offer.ended", audience: .agent, agentID: agent, teamID: nil, conversationID: conversationID,
                       data: ["reason": reason], now: now)
         }
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             UPDATE offers SET state = 'withdrawn', ended_at = ? WHERE conversation_id = ? AND state = 'pending' AND agent_id IS NOT ?
             """, arguments: [now, conversationID, except])
     }
@@ -185,28 +185,28 @@ extension SwitchboardStore {
     private static func apply(_ db: Database, _ effect: RoutingEffect, actor: String?, now: Int64) throws -> String? {
         switch effect {
         case .decided(let decision):
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM conversations WHERE id = ?", arguments: [decision.conversationID]) == true else {
+            guard try Bool.fetchOne(db, cachedSQL: "SELECT 1 FROM conversations WHERE id = ?", arguments: [decision.conversationID]) == true else {
                 return nil
             }
             let detail = String(decoding: try JSONEncoder().encode(decision), as: UTF8.self)
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 INSERT INTO routing_log (conversation_id, at, trigger, outcome, agent_id, rule, detail) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [decision.conversationID, decision.at, decision.trigger.rawValue, decision.outcome.rawValue,
                                  decision.agentID, decision.rule, detail])
 
         case .offered(let conversationID, let agentID, let expiresAt):
-            guard let row = try Row.fetchOne(db, sql: """
+            guard let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT channel, priority, team_id FROM conversations WHERE id = ? AND status <> 'resolved' AND assignee_id IS NULL
                 """, arguments: [conversationID]) else { return conversationID }
             try withdrawOffers(db, conversationID: conversationID, reason: "offered to another agent", now: now)
-            try db.execute(sql: "INSERT INTO offers (conversation_id, agent_id, offered_at, expires_at) VALUES (?, ?, ?, ?)",
+            try db.execute(cachedSQL: "INSERT INTO offers (conversation_id, agent_id, offered_at, expires_at) VALUES (?, ?, ?, ?)",
                            arguments: [conversationID, agentID, now, expiresAt])
             try event(db, kind: "offer.created", audience: .agent, agentID: agentID, teamID: row["team_id"], conversationID: conversationID,
                       data: ["expires_at": Timestamp.format(expiresAt), "channel": row["channel"] as String, "priority": row["priority"] as String], now: now)
 
         case .offerEnded(let conversationID, let agentID, let reason):
             let state = reason == "expired" ? "expired" : reason == "declined" ? "declined" : "withdrawn"
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE offers SET state = ?, ended_at = ? WHERE conversation_id = ? AND agent_id = ? AND state = 'pending'
                 """, arguments: [state, now, conversationID, agentID])
             if db.changesCount > 0 {
@@ -217,14 +217,14 @@ extension SwitchboardStore {
         case .assigned(let conversationID, let agentID, let via):
             // Never over someone else's assignment (a claim or reply may have come first), and
             // an acceptance only of an offer still pending to that agent.
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE conversations SET assignee_id = ?, updated_at = ?
                 WHERE id = ? AND status <> 'resolved' AND (assignee_id IS NULL OR assignee_id = ?)
                   AND (? = 0 OR EXISTS (SELECT 1 FROM offers o WHERE o.conversation_id = conversations.id
                                         AND o.agent_id = ? AND o.state = 'pending'))
                 """, arguments: [agentID, now, conversationID, agentID, via == "accepted", agentID])
             guard db.changesCount == 1 else { return conversationID }
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE offers SET state = CASE WHEN agent_id = ? THEN 'accepted' ELSE 'withdrawn' END, ended_at = ?
                 WHERE conversation_id = ? AND state = 'pending'
                 """, arguments: [agentID, now, conversationID])
@@ -236,7 +236,7 @@ extension SwitchboardStore {
                       data: ["agent_id": agentID, "via": via], now: now)
 
         case .unassigned(let conversationID, let agentID, let reason):
-            try db.execute(sql: "UPDATE conversations SET assignee_id = NULL, updated_at = ? WHERE id = ? AND assignee_id = ?",
+            try db.execute(cachedSQL: "UPDATE conversations SET assignee_id = NULL, updated_at = ? WHERE id = ? AND assignee_id = ?",
                            arguments: [now, conversationID, agentID])
             guard db.changesCount == 1 else { return nil }
             try audit(db, actorKind: "system", actorID: "router", action: "conversation.unassigned", conversationID: conversationID, now: now)
@@ -246,10 +246,10 @@ extension SwitchboardStore {
         case .queued(let conversationID):
             // Announce to the team only when the conversation newly waits (not each time it
             // is looked at again).
-            let recent = try String.fetchOne(db, sql: """
+            let recent = try String.fetchOne(db, cachedSQL: """
                 SELECT outcome FROM routing_log WHERE conversation_id = ? ORDER BY id DESC LIMIT 1 OFFSET 1
                 """, arguments: [conversationID])
-            guard recent != "queued", let row = try Row.fetchOne(db, sql: """
+            guard recent != "queued", let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT priority, team_id, channel FROM conversations WHERE id = ? AND assignee_id IS NULL AND status <> 'resolved'
                 """, arguments: [conversationID]) else { return nil }
             try event(db, kind: "conversation.queued", audience: .conversation, agentID: nil, teamID: row["team_id"],
@@ -257,11 +257,11 @@ extension SwitchboardStore {
                       data: ["priority": row["priority"] as String, "channel": row["channel"] as String], now: now)
 
         case .presenceChanged(let agentID, let presence, let reason):
-            try db.execute(sql: "UPDATE agents SET presence = ?, presence_changed_at = ? WHERE id = ?",
+            try db.execute(cachedSQL: "UPDATE agents SET presence = ?, presence_changed_at = ? WHERE id = ?",
                            arguments: [presence.rawValue, now, agentID])
             try audit(db, actorKind: actor == agentID ? "agent" : "system", actorID: actor ?? "router",
                       action: "agent.presence.\(presence.rawValue)", now: now)
-            let teams = try String.fetchAll(db, sql: "SELECT team_id FROM agent_teams WHERE agent_id = ? ORDER BY team_id", arguments: [agentID])
+            let teams = try String.fetchAll(db, cachedSQL: "SELECT team_id FROM agent_teams WHERE agent_id = ? ORDER BY team_id", arguments: [agentID])
             try event(db, kind: "agent.presence", audience: .agent, agentID: agentID, teamID: nil, conversationID: nil,
                       data: ["agent_id": agentID, "presence": presence.rawValue, "reason": reason], now: now)
             for team in teams {
@@ -270,17 +270,17 @@ extension SwitchboardStore {
             }
 
         case .firstResponseDue(let conversationID, let due):
-            try db.execute(sql: "UPDATE conversations SET first_response_due_at = ? WHERE id = ?", arguments: [due, conversationID])
+            try db.execute(cachedSQL: "UPDATE conversations SET first_response_due_at = ? WHERE id = ?", arguments: [due, conversationID])
 
         case .nextResponseDue(let conversationID, let due):
-            try db.execute(sql: "UPDATE conversations SET next_response_due_at = ? WHERE id = ?", arguments: [due, conversationID])
+            try db.execute(cachedSQL: "UPDATE conversations SET next_response_due_at = ? WHERE id = ?", arguments: [due, conversationID])
 
         case .slaWarning(let conversationID, let kind, let due), .slaBreached(let conversationID, let kind, let due):
             let breached: Bool = if case .slaBreached = effect { true } else { false }
-            guard let row = try Row.fetchOne(db, sql: "SELECT assignee_id, team_id FROM conversations WHERE id = ?",
+            guard let row = try Row.fetchOne(db, cachedSQL: "SELECT assignee_id, team_id FROM conversations WHERE id = ?",
                                              arguments: [conversationID]) else { return nil }
             if breached, kind == .firstResponse {
-                try db.execute(sql: "UPDATE conversations SET first_response_breached_at = COALESCE(first_response_breached_at, ?) WHERE id = ?",
+                try db.execute(cachedSQL: "UPDATE conversations SET first_response_breached_at = COALESCE(first_response_breached_at, ?) WHERE id = ?",
                                arguments: [now, conversationID])
             }
             if breached {
@@ -291,7 +291,7 @@ extension SwitchboardStore {
                       teamID: row["team_id"], conversationID: conversationID, data: ["sla": kind.rawValue, "due_at": Timestamp.format(due)], now: now)
 
         case .escalated(let conversationID, let priority, let widenedTo):
-            try db.execute(sql: "UPDATE conversations SET priority = ?, updated_at = ?, overflow_open = MAX(overflow_open, ?) WHERE id = ?",
+            try db.execute(cachedSQL: "UPDATE conversations SET priority = ?, updated_at = ?, overflow_open = MAX(overflow_open, ?) WHERE id = ?",
                            arguments: [priority.rawValue, now, widenedTo != nil, conversationID])
             try audit(db, actorKind: "system", actorID: "router", action: "conversation.escalated", conversationID: conversationID, now: now)
             var data: [String: Any] = ["priority": priority.rawValue]
@@ -311,7 +311,7 @@ extension SwitchboardStore {
             _ = try Self.visibleConversation(db, id: conversationID, agent: agent)
             try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "conversation.routing_read",
                            conversationID: conversationID, sourceAddress: sourceAddress, now: now)
-            return try String.fetchAll(db, sql: "SELECT detail FROM routing_log WHERE conversation_id = ? ORDER BY id",
+            return try String.fetchAll(db, cachedSQL: "SELECT detail FROM routing_log WHERE conversation_id = ? ORDER BY id",
                                        arguments: [conversationID]).compactMap {
                 try? JSONDecoder().decode(RoutingDecision.self, from: Data($0.utf8))
             }

@@ -21,10 +21,10 @@ extension SwitchboardStore {
                 try Self.resolveSMSConversation(db, contactID: contactID, from: sms.from, reopenWindow: reopenWindowMilliseconds, now: now)
             }
             guard !result.duplicate else { return result }
-            try db.execute(sql: "UPDATE conversations SET gateway = ?, local_address = ?, remote_address = ? WHERE id = ?",
+            try db.execute(cachedSQL: "UPDATE conversations SET gateway = ?, local_address = ?, remote_address = ? WHERE id = ?",
                            arguments: [sms.gateway.rawValue, sms.to, sms.from, result.conversationID])
             for media in sms.mediaURLs {
-                try db.execute(sql: """
+                try db.execute(cachedSQL: """
                     INSERT INTO attachments (message_id, kind, url, content_type, created_at) VALUES (?, 'reference', ?, ?, ?)
                     """, arguments: [result.messageID, media.url, media.contentType, now])
             }
@@ -41,13 +41,13 @@ extension SwitchboardStore {
     }
 
     private static func resolveSMSConversation(_ db: Database, contactID: String, from: String, reopenWindow: Int64, now: Int64) throws -> String {
-        if let id = try String.fetchOne(db, sql: """
+        if let id = try String.fetchOne(db, cachedSQL: """
             SELECT id FROM conversations WHERE channel = 'sms' AND remote_address = ? AND contact_id = ? AND status <> 'resolved'
             ORDER BY last_message_at DESC LIMIT 1
             """, arguments: [from, contactID]) {
             return id
         }
-        if reopenWindow > 0, let id = try String.fetchOne(db, sql: """
+        if reopenWindow > 0, let id = try String.fetchOne(db, cachedSQL: """
             SELECT id FROM conversations WHERE channel = 'sms' AND remote_address = ? AND contact_id = ? AND status = 'resolved' AND resolved_at >= ?
             ORDER BY resolved_at DESC LIMIT 1
             """, arguments: [from, contactID, now - reopenWindow]) {
@@ -59,7 +59,7 @@ extension SwitchboardStore {
 
     private static func recordConsent(_ db: Database, phone: String, action: ConsentAction, keyword: String,
                                       gateway: SMSGateway, messageID: String, now: Int64) throws {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO sms_consent_events (phone, action, keyword, gateway, message_id, at) VALUES (?, ?, ?, ?, ?, ?)
             """, arguments: [phone, action.rawValue, keyword, gateway.rawValue, messageID, now])
         let state: String
@@ -68,7 +68,7 @@ extension SwitchboardStore {
         case .optIn: state = "opted_in"
         case .help: return
         }
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO sms_consent (phone, state, keyword, gateway, message_id, updated_at) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT (phone) DO UPDATE SET state = excluded.state, keyword = excluded.keyword, gateway = excluded.gateway,
                 message_id = excluded.message_id, updated_at = excluded.updated_at
@@ -83,7 +83,7 @@ extension SwitchboardStore {
     }
 
     static func consent(_ db: Database, phone: String) throws -> ConsentRecord? {
-        try Row.fetchOne(db, sql: "SELECT phone, state, keyword, gateway, updated_at FROM sms_consent WHERE phone = ?",
+        try Row.fetchOne(db, cachedSQL: "SELECT phone, state, keyword, gateway, updated_at FROM sms_consent WHERE phone = ?",
                          arguments: [phone]).map { row in
             ConsentRecord(phone: row["phone"], optedOut: (row["state"] as String) == "opted_out", keyword: row["keyword"],
                           gateway: SMSGateway(rawValue: row["gateway"]) ?? .twilio, updatedAt: row["updated_at"])
@@ -100,11 +100,11 @@ extension SwitchboardStore {
         try await pool.write { db in
             let row: Row?
             if let gatewayMessageID {
-                row = try Row.fetchOne(db, sql: """
+                row = try Row.fetchOne(db, cachedSQL: """
                     SELECT id, conversation_id, delivery_status FROM messages WHERE channel = 'sms' AND external_id = ? AND direction = 'outbound'
                     """, arguments: [gateway.externalID(gatewayMessageID)])
             } else if let messageID {
-                row = try Row.fetchOne(db, sql: """
+                row = try Row.fetchOne(db, cachedSQL: """
                     SELECT id, conversation_id, delivery_status FROM messages WHERE id = ? AND channel = 'sms' AND direction = 'outbound'
                     """, arguments: [messageID])
             } else {
@@ -113,7 +113,7 @@ extension SwitchboardStore {
             guard let row else { return false }
             let current = DeliveryStatus(rawValue: row["delivery_status"] ?? "") ?? .queued
             guard Self.rank(status) > Self.rank(current) else { return true }
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE messages SET delivery_status = ?, delivery_updated_at = ?, failure_reason = ? WHERE id = ?
                 """, arguments: [status.rawValue, now, status == .failed ? reason : nil, row["id"] as String])
             try Self.messageStatusEvent(db, messageID: row["id"], conversationID: row["conversation_id"], status: status, now: now)

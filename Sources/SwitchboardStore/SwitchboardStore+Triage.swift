@@ -10,7 +10,7 @@ extension SwitchboardStore {
     /// Inbound messages not triaged yet, oldest first.
     public func untriagedMessages(limit: Int) async throws -> [UntriagedMessage] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try Row.fetchAll(db, cachedSQL: """
                 SELECT m.id, m.conversation_id, m.channel, m.body_text,
                        (SELECT group_concat(DISTINCT i.kind) FROM contact_identities i WHERE i.contact_id = c.contact_id) AS kinds,
                        EXISTS (SELECT 1 FROM email_messages e WHERE e.message_id = m.id AND e.auto_reply IS NOT NULL) AS automatic
@@ -33,7 +33,7 @@ extension SwitchboardStore {
                              safetyReply: String?, emergencyTeam: String?, rules: RuleEffects = .none,
                              now: Int64 = Timestamp.now()) async throws -> TriageOutcome {
         try await pool.write { db in
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE messages SET triage_intent = ?, triage_urgency = ?, triage_language = ?, triage_evidence = ?, triaged_at = ?
                 WHERE id = ? AND triaged_at IS NULL
                 """, arguments: [triage.intent, triage.urgency, triage.language, triage.evidenceJSON, now, messageID])
@@ -41,7 +41,7 @@ extension SwitchboardStore {
             try Self.signal(db, conversationID: conversationID, kind: "triaged", now: now)
             let fromUrgency: Priority = triage.urgency == "emergency" ? .emergency : triage.urgency == "urgent" ? .urgent : .normal
             let target = [fromUrgency, rules.priority ?? .low].min { Self.rank($0) > Self.rank($1) } ?? fromUrgency
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 UPDATE conversations SET intent = ?, language = ?, updated_at = ?,
                     priority = CASE
                         WHEN ? = 'emergency' THEN 'emergency'
@@ -82,11 +82,11 @@ extension SwitchboardStore {
                                            purpose: OutboxPurpose, auditAction: String, notWithin: Int64, now: Int64) throws -> Int {
         let texts = texts.filter { !$0.isEmpty }
         guard !texts.isEmpty else { return 0 }
-        let recent = try Bool.fetchOne(db, sql: """
+        let recent = try Bool.fetchOne(db, cachedSQL: """
             SELECT 1 FROM audit_events WHERE conversation_id = ? AND action = ? AND at > ? LIMIT 1
             """, arguments: [conversationID, auditAction, now - notWithin]) ?? false
         guard !recent else { return 0 }
-        let channel = try String.fetchOne(db, sql: "SELECT channel FROM conversations WHERE id = ?", arguments: [conversationID])
+        let channel = try String.fetchOne(db, cachedSQL: "SELECT channel FROM conversations WHERE id = ?", arguments: [conversationID])
             .flatMap(Channel.init(rawValue:)) ?? .portal
         for text in texts {
             let replyID = try queueOutbound(db, conversationID: conversationID, channel: channel, senderKind: senderKind,
@@ -108,13 +108,13 @@ extension SwitchboardStore {
 
     /// Moves the conversation to the named team (created if missing). True if it moved.
     private static func assignTeam(_ db: Database, name: String, conversationID: String, now: Int64) throws -> Bool {
-        var teamID = try String.fetchOne(db, sql: "SELECT id FROM teams WHERE name = ?", arguments: [name])
+        var teamID = try String.fetchOne(db, cachedSQL: "SELECT id FROM teams WHERE name = ?", arguments: [name])
         if teamID == nil {
             let id = Identifier.make(prefix: "tem")
-            try db.execute(sql: "INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)", arguments: [id, name, now])
+            try db.execute(cachedSQL: "INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)", arguments: [id, name, now])
             teamID = id
         }
-        try db.execute(sql: "UPDATE conversations SET team_id = ? WHERE id = ? AND team_id IS NOT ?",
+        try db.execute(cachedSQL: "UPDATE conversations SET team_id = ? WHERE id = ? AND team_id IS NOT ?",
                        arguments: [teamID, conversationID, teamID])
         return db.changesCount == 1
     }
@@ -126,14 +126,14 @@ extension SwitchboardStore {
             teamAssigned = try assignTeam(db, name: team, conversationID: conversationID, now: now)
         }
         if !rules.skills.isEmpty {
-            let current = try String.fetchOne(db, sql: "SELECT required_skills FROM conversations WHERE id = ?", arguments: [conversationID]) ?? "[]"
+            let current = try String.fetchOne(db, cachedSQL: "SELECT required_skills FROM conversations WHERE id = ?", arguments: [conversationID]) ?? "[]"
             var skills = (try? JSONSerialization.jsonObject(with: Data(current.utf8))) as? [String] ?? []
             skills += rules.skills.filter { !skills.contains($0) }
             let json = String(decoding: try JSONSerialization.data(withJSONObject: skills), as: UTF8.self)
-            try db.execute(sql: "UPDATE conversations SET required_skills = ? WHERE id = ?", arguments: [json, conversationID])
+            try db.execute(cachedSQL: "UPDATE conversations SET required_skills = ? WHERE id = ?", arguments: [json, conversationID])
         }
         for tag in rules.tags {
-            try db.execute(sql: "INSERT INTO conversation_tags (conversation_id, tag, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            try db.execute(cachedSQL: "INSERT INTO conversation_tags (conversation_id, tag, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                            arguments: [conversationID, tag, now])
         }
         let replies = try queueSystemReplies(db, rules.replies, conversationID: conversationID, senderKind: "bot",

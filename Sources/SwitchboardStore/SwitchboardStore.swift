@@ -50,9 +50,9 @@ public final class SwitchboardStore: Sendable {
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
             // Debian's SQLite defaults are not ours: a commit must be durable before we ack.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(cachedSQL: "PRAGMA synchronous = FULL")
             // Deleted or purged content is overwritten, not left in free pages.
-            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(cachedSQL: "PRAGMA secure_delete = ON")
             // The audit chain's MAC, keyed outside the database (NULL without a key).
             db.add(function: AuditChain.macFunction(key: auditKey))
         }
@@ -87,7 +87,7 @@ public final class SwitchboardStore: Sendable {
     }
 
     public func ping() async throws {
-        _ = try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+        _ = try await pool.read { db in try Int.fetchOne(db, cachedSQL: "SELECT 1") }
     }
 
     // MARK: - Inbound
@@ -130,12 +130,12 @@ public final class SwitchboardStore: Sendable {
         conversation: (Database, String) throws -> String
     ) throws -> IngestResult {
         let channel = inbound.channel.rawValue
-        if let row = try Row.fetchOne(db, sql: """
+        if let row = try Row.fetchOne(db, cachedSQL: """
             SELECT conversation_id, message_id FROM inbound_journal WHERE channel = ? AND external_id = ?
             """, arguments: [channel, inbound.deliveryID]) {
             return IngestResult(conversationID: row["conversation_id"], messageID: row["message_id"], duplicate: true)
         }
-        if let row = try Row.fetchOne(db, sql: """
+        if let row = try Row.fetchOne(db, cachedSQL: """
             SELECT id, conversation_id FROM messages WHERE channel = ? AND external_id = ?
             """, arguments: [channel, inbound.externalMessageID]) {
             let result = IngestResult(conversationID: row["conversation_id"], messageID: row["id"], duplicate: true)
@@ -145,11 +145,11 @@ public final class SwitchboardStore: Sendable {
         let contactID = try resolveContact(db, inbound.contact, now: now)
         let conversationID = try conversation(db, contactID)
         let messageID = Identifier.make(prefix: "msg")
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at)
             VALUES (?, ?, 'inbound', 'contact', ?, ?, ?, ?, ?)
             """, arguments: [messageID, conversationID, channel, inbound.externalMessageID, inbound.text, inbound.sentAt, now])
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             UPDATE conversations SET last_message_at = ?, updated_at = ?, waiting_since = COALESCE(waiting_since, ?),
                 status = CASE WHEN status = 'pending' THEN 'open' ELSE status END
             WHERE id = ?
@@ -164,7 +164,7 @@ public final class SwitchboardStore: Sendable {
     }
 
     private static func journal(_ db: Database, _ inbound: InboundMessage, outcome: String, result: IngestResult, now: Int64) throws {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO inbound_journal (channel, external_id, received_at, raw, outcome, message_id, conversation_id)
             VALUES (?, ?, ?, ?, ?, ?, ?)
             """, arguments: [inbound.channel.rawValue, inbound.deliveryID, now, Data(inbound.raw), outcome, result.messageID, result.conversationID])
@@ -183,7 +183,7 @@ public final class SwitchboardStore: Sendable {
         ].compactMap { $0 }
         var contactID: String?
         for (kind, value) in claims {
-            if let owner = try String.fetchOne(db, sql: "SELECT contact_id FROM contact_identities WHERE kind = ? AND value = ?",
+            if let owner = try String.fetchOne(db, cachedSQL: "SELECT contact_id FROM contact_identities WHERE kind = ? AND value = ?",
                                                arguments: [kind.rawValue, value]) {
                 contactID = owner
                 break
@@ -193,17 +193,17 @@ public final class SwitchboardStore: Sendable {
         if let contactID {
             id = contactID
             if let name = contact.displayName, !name.isEmpty {
-                try db.execute(sql: """
+                try db.execute(cachedSQL: """
                     UPDATE contacts SET display_name = ?, updated_at = ? WHERE id = ? AND display_name IS NOT ? AND (? OR display_name IS NULL)
                     """, arguments: [name, now, id, name, contact.nameIsAuthoritative])
             }
         } else {
             id = Identifier.make(prefix: "ctc")
-            try db.execute(sql: "INSERT INTO contacts (id, display_name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            try db.execute(cachedSQL: "INSERT INTO contacts (id, display_name, created_at, updated_at) VALUES (?, ?, ?, ?)",
                            arguments: [id, contact.displayName, now, now])
         }
         for (kind, value) in claims {
-            try db.execute(sql: """
+            try db.execute(cachedSQL: """
                 INSERT INTO contact_identities (contact_id, kind, value, created_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (kind, value) DO NOTHING
                 """, arguments: [id, kind.rawValue, value, now])
@@ -213,7 +213,7 @@ public final class SwitchboardStore: Sendable {
 
     private static func resolvePortalConversation(_ db: Database, contactID: String, threadID: String?, now: Int64) throws -> String {
         if let threadID {
-            if let row = try Row.fetchOne(db, sql: """
+            if let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT id, contact_id, status FROM conversations WHERE channel = 'portal' AND external_thread_id = ?
                 """, arguments: [threadID]) {
                 guard (row["contact_id"] as String) == contactID else {
@@ -227,7 +227,7 @@ public final class SwitchboardStore: Sendable {
             }
             return try createConversation(db, contactID: contactID, channel: .portal, threadID: threadID, now: now)
         }
-        if let id = try String.fetchOne(db, sql: """
+        if let id = try String.fetchOne(db, cachedSQL: """
             SELECT id FROM conversations
             WHERE contact_id = ? AND channel = 'portal' AND status <> 'resolved'
             ORDER BY last_message_at DESC, created_at DESC LIMIT 1
@@ -241,7 +241,7 @@ public final class SwitchboardStore: Sendable {
     /// replies carry, so the portal's answer threads back into it.
     static func createConversation(_ db: Database, contactID: String, channel: Channel, threadID: String?, now: Int64) throws -> String {
         let id = Identifier.make(prefix: "cnv")
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             INSERT INTO conversations (id, contact_id, channel, external_thread_id, created_at, updated_at, last_message_at)
             VALUES (?, ?, ?, ?, ?, ?, ?)
             """, arguments: [id, contactID, channel.rawValue, threadID ?? id, now, now, now])
@@ -250,7 +250,7 @@ public final class SwitchboardStore: Sendable {
     }
 
     static func reopen(_ db: Database, conversationID: String, actorKind: String, actorID: String?, now: Int64) throws {
-        try db.execute(sql: """
+        try db.execute(cachedSQL: """
             UPDATE conversations SET status = 'open', resolved_at = NULL, updated_at = ?, first_response_at = NULL,
                 first_response_due_at = NULL, first_response_breached_at = NULL, overflow_open = 0,
                 waiting_since = COALESCE(waiting_since, ?) WHERE id = ?

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Testing
 @testable import SwitchboardCore
@@ -29,6 +30,45 @@ import Testing
         #expect(Timestamp.parse("2026-11-29T10:00:00.007Z") == 1_795_946_400_007)
         #expect(Timestamp.parse("2026-11-29T11:00:00+01:00") == 1_795_946_400_000)
         #expect(Timestamp.parse("2026-11-29") == nil)
+    }
+
+    @Test(arguments: [
+        ("1970-01-01T00:00:00Z", Int64(0)),
+        ("1969-12-31T23:59:59.999Z", Int64(-1)),
+        ("2000-02-29T12:00:00Z", Int64(951_825_600_000)),
+        ("2026-11-29t10:00:00.0079z", Int64(1_795_946_400_007)),
+        ("2026-11-29T10:00:00.5Z", Int64(1_795_946_400_500)),
+        ("2026-11-29T04:30:00-05:30", Int64(1_795_946_400_000)),
+        ("0001-01-01T00:00:00Z", Int64(-62_135_596_800_000)),
+    ])
+    func parsesInternetDateTimes(text: String, expected: Int64) {
+        #expect(Timestamp.parse(text) == expected)
+    }
+
+    @Test(arguments: [
+        "", "2026-11-29T10:00:00", "2026-11-29 10:00:00Z", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
+        "1900-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-11-29T24:00:00Z", "2026-11-29T10:60:00Z",
+        "2026-11-29T10:00:60Z", "2026-11-29T10:00:00.Z", "2026-11-29T10:00:00+0100", "2026-11-29T10:00:00+24:00",
+        "2026-11-29T10:00:00Z ", "+2026-11-29T10:00:00Z", "2026-1-29T10:00:00Z", "２０２６-11-29T10:00:00Z",
+    ])
+    func refusesAnythingElse(text: String) {
+        #expect(Timestamp.parse(text) == nil)
+    }
+
+    /// The hand-written parser agrees with Foundation's (what it replaced) on random
+    /// instants from 1900 to 2100 written with random offsets.
+    @Test func agreesWithFoundation() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let millis = Int64.random(in: -2_208_988_800_000...4_102_444_800_000, using: &generator)
+            let offset = Int.random(in: -14 * 60...14 * 60, using: &generator)
+            let formatter = ISO8601DateFormatter()
+            formatter.timeZone = TimeZone(secondsFromGMT: offset * 60)
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            let text = formatter.string(from: Date(timeIntervalSince1970: Double(millis) / 1000))
+            let expected = formatter.date(from: text).map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }
+            #expect(Timestamp.parse(text) == expected, "\(text)")
+        }
     }
 }
 
