@@ -67,7 +67,7 @@ let package = Package(
         // Email's wire formats, free of I/O: the MIME parser (RFC 5322/2045-2049/2047/2231,
         // charsets, HTML to text and sanitising, quoted-reply separation, bounces and
         // auto-replies), the SMTP server state machine and the outbound message composer.
-        .target(name: "SwitchboardMail"),
+        .target(name: "SwitchboardMail", dependencies: ["SwitchboardCore"]),
         // libcurl, through typed wrappers its variadic C API needs in Swift.
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Mail client transport on libcurl: SMTP submission, IMAP polling.

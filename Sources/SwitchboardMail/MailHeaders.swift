@@ -11,6 +11,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import SwitchboardCore
 
 // MARK: - Fields
 
@@ -645,8 +646,8 @@ enum MIMEDateParser {
                 }
             }
         }
-        guard let day, let year, (1900...9999).contains(year), day <= daysIn(month: month, year: year) else { return nil }
-        let days = daysFromCivil(year: year, month: month, day: day)
+        guard let day, let year, (1900...9999).contains(year), day <= Timestamp.daysInMonth(year: year, month: month) else { return nil }
+        let days = Timestamp.daysFromCivil(year: year, month: month, day: day)
         let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - (offset ?? 0)
         return Date(timeIntervalSince1970: TimeInterval(seconds))
     }
@@ -683,24 +684,6 @@ enum MIMEDateParser {
         guard hours <= 23, minutes <= 59 else { return nil }
         let seconds = hours * 3_600 + minutes * 60
         return negative ? -seconds : seconds
-    }
-
-    private static func daysIn(month: Int, year: Int) -> Int {
-        switch month {
-        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-    private static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
-        let shiftedYear = month <= 2 ? year - 1 : year
-        let era = (shiftedYear >= 0 ? shiftedYear : shiftedYear - 399) / 400
-        let yearOfEra = shiftedYear - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
     }
 }
 
