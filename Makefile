@@ -58,21 +58,31 @@ unit-test:
 integration-test:
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/$(BIN) $(VENV)/bin/pytest -q tests
 
-# libFuzzer on the MIME parser and the SMTP session (Fuzz/MailFuzz), seeded with the golden
-# messages. Deterministic: a fixed seed, a fixed number of runs (FUZZ_RUNS, about a minute
-# here) and a fresh corpus, so that CI sees exactly what a developer saw; `make fuzz
-# FUZZ_RUNS=-1 FUZZ_SEED=0` fuzzes until stopped with a random seed. Its own build
-# directory: the instrumented build never mixes with the ordinary one. lld links it (gold
-# fails on libFuzzer's objects); Swift's backtracer is off so that libFuzzer's crash handler
-# saves the input: crash-* in .build/fuzz/artifacts, replayed with
-# `.build/debug/mail-fuzz [--show] FILE`.
+# libFuzzer on everything that reads strangers' bytes: the MIME parser and the SMTP session
+# (Fuzz/MailFuzz, seeded with the golden messages), and the webhook and chat decoders
+# (Fuzz/WireFuzz: portal JSON and its signature, Twilio/Kannel forms and signatures, chat
+# frames and tokens; seeded with its committed corpus, Fuzz/WireFuzz/Corpus).
+# Deterministic: a fixed seed, a fixed number of runs (FUZZ_RUNS, about a minute each here)
+# and a fresh working corpus, so that CI sees exactly what a developer saw; `make fuzz
+# FUZZ_RUNS=-1 FUZZ_SEED=0` fuzzes until stopped with a random seed (FUZZ_TARGETS=wire-fuzz
+# picks one). Its own build directory: the instrumented build never mixes with the ordinary
+# one. lld links it (gold fails on libFuzzer's objects); Swift's backtracer is off so that
+# libFuzzer's crash handler saves the input: crash-* in .build/fuzz/artifacts, replayed with
+# `.build/debug/mail-fuzz [--show] FILE` or `.build/debug/wire-fuzz FILE`.
 FUZZ_RUNS ?= 100000
 FUZZ_SEED ?= 1
+FUZZ_TARGETS ?= mail-fuzz wire-fuzz
 fuzz:
-	$(SWIFT) build -c release --product mail-fuzz --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING -Xswiftc -use-ld=lld
-	@rm -rf .build/fuzz/corpus && mkdir -p .build/fuzz/corpus .build/fuzz/artifacts
-	SWIFT_BACKTRACE=enable=no .build/fuzz/release/mail-fuzz -runs=$(FUZZ_RUNS) -seed=$(FUZZ_SEED) -max_len=65536 -timeout=10 \
-	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=.build/fuzz/artifacts/ .build/fuzz/corpus Tests/SwitchboardMailTests/Golden
+	@set -e; for target in $(FUZZ_TARGETS); do \
+	  $(SWIFT) build -c release --product $$target --scratch-path .build/fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING -Xswiftc -use-ld=lld; \
+	done
+	@set -e; for target in $(FUZZ_TARGETS); do \
+	  case $$target in mail-fuzz) seeds=Tests/SwitchboardMailTests/Golden ;; *) seeds=Fuzz/WireFuzz/Corpus ;; esac; \
+	  rm -rf .build/fuzz/corpus/$$target && mkdir -p .build/fuzz/corpus/$$target .build/fuzz/artifacts; \
+	  echo "== $$target: $(FUZZ_RUNS) runs, seed $(FUZZ_SEED), seeds from $$seeds"; \
+	  SWIFT_BACKTRACE=enable=no .build/fuzz/release/$$target -runs=$(FUZZ_RUNS) -seed=$(FUZZ_SEED) -max_len=65536 -timeout=10 \
+	    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=.build/fuzz/artifacts/$$target- .build/fuzz/corpus/$$target $$seeds; \
+	done
 
 # Postfix for the SMTP benchmark (its smtp-source, and a private instance to compare with):
 # preseeded to "No configuration" so the package writes no /etc/postfix/main.cf and starts nothing.

@@ -130,6 +130,10 @@ let package = Package(
         // ordinary build, a replayer of saved inputs.
         .target(name: "CFuzzDriver", path: "Fuzz/CFuzzDriver"),
         .executableTarget(name: "mail-fuzz", dependencies: ["SwitchboardMail", "CFuzzDriver"], path: "Fuzz/MailFuzz"),
+        .executableTarget(name: "wire-fuzz", dependencies: ["SwitchboardCore", "SwitchboardSMS", "SwitchboardChat", "CFuzzDriver"],
+                          path: "Fuzz/WireFuzz", exclude: ["Corpus"]),
+        .executableTarget(name: "hello-bench", dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+                          path: "Benchmarks/HelloBench"),
         .executableTarget(name: "routing-bench", dependencies: ["SwitchboardRouting", "SwitchboardCore"], path: "Benchmarks/RoutingBench"),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "SwitchboardSMSTests", dependencies: ["SwitchboardSMS"]),

@@ -9,6 +9,9 @@
 #   N=200000             distinct pre-signed requests to generate
 #   THREADS=2 CONNS=16 DURATION=10s   wrk parameters
 #   HALF=1               also run at half the measured rate (per-connection delay) and report p99
+#   COMPARE=1            in the same run, measure the yardsticks first: SQLite's own durable rates
+#                        on the same disk (sqlite_baseline.py) and a minimal Hummingbird server
+#                        (hello-bench) under the same wrk load; print the ratios (COMPARE line)
 #   KEEP=0               1 keeps the temp dir (config, DB, daemon log) for inspection
 #
 # Everything binds 127.0.0.1; the daemon and wrk are bounded by `timeout`; the daemon is stopped
@@ -66,6 +69,29 @@ else
     --out "$WORK/requests.tsv" --threads "$THREADS"
 fi
 
+DUR_S=${DURATION%s}
+run_wrk() {  # $1 = per-connection delay in ms (0 = as fast as possible), $2 = base URL, $3 = output tag
+  timeout -s INT $((DUR_S + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency \
+    -s "$HERE/signed_requests.lua" "$2$ROUTE" -- "$WORK/requests.tsv" "$THREADS" "$1" | tee "$WORK/wrk.$3.out"
+}
+rate_of() { sed -n 's/.*req_per_s=\([0-9.]*\).*/\1/p' "$WORK/wrk.$1.out"; }
+
+if [ "${COMPARE:-1}" = 1 ]; then
+  echo "== yardstick: SQLite on this disk (WAL, synchronous=FULL)" >&2
+  $PY "$HERE/sqlite_baseline.py" "$WORK" 5 | tee "$WORK/sqlite.out"
+  if [ -x "$BIN/hello-bench" ]; then
+    HELLO_PORT=$(free_port)
+    timeout -s TERM 120 "$BIN/hello-bench" "$HELLO_PORT" > /dev/null 2>&1 &
+    HELLO_PID=$!
+    wait_port "$HELLO_PORT" || { echo "hello-bench did not start" >&2; exit 1; }
+    echo "== yardstick: minimal Hummingbird server (hello-bench), same requests" >&2
+    run_wrk 0 "http://127.0.0.1:$HELLO_PORT" hello
+    kill -TERM "$HELLO_PID" 2>/dev/null || true; wait "$HELLO_PID" 2>/dev/null || true
+  else
+    echo "no hello-bench in $BIN (swift build -c release --product hello-bench); skipping that yardstick" >&2
+  fi
+fi
+
 # bounded: the daemon can never outlive the benchmark by more than this
 timeout -s TERM 300 "$BIN/switchboardd" --config "$WORK/switchboard.yaml" \
   > "$WORK/daemon.stdout.log" 2> "$WORK/daemon.stderr.log" < /dev/null &
@@ -89,22 +115,30 @@ CODE=$(curl -sS -o "$WORK/smoke.out" -w '%{http_code}' --max-time 10 -X POST "ht
 echo "smoke request -> HTTP $CODE $(head -c 200 "$WORK/smoke.out")" >&2
 case "$CODE" in 200|202) ;; *) echo "smoke request not accepted; aborting" >&2; exit 1 ;; esac
 
-DUR_S=${DURATION%s}
-run_wrk() {  # $1 = per-connection delay in ms (0 = as fast as possible)
-  timeout -s INT $((DUR_S + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency \
-    -s "$HERE/signed_requests.lua" "http://127.0.0.1:$PORT$ROUTE" -- "$WORK/requests.tsv" "$THREADS" "$1" | tee "$WORK/wrk.$1.out"
-}
 echo "== $KIND: maximum rate" >&2
-run_wrk 0
+run_wrk 0 "http://127.0.0.1:$PORT" 0
 if [ "${HALF:-1}" = 1 ]; then
-  RATE=$(sed -n 's/.*req_per_s=\([0-9.]*\).*/\1/p' "$WORK/wrk.0.out")
+  RATE=$(rate_of 0)
   # each connection waits so that CONNS connections offer about RATE/2 requests per second
   DELAY=$($PY -c "print(max(1, round($CONNS * 1000 / ($RATE / 2))))")
   echo "== $KIND: half rate (~$($PY -c "print(round($RATE / 2))") req/s offered, delay ${DELAY} ms per connection)" >&2
-  run_wrk "$DELAY"
+  run_wrk "$DELAY" "http://127.0.0.1:$PORT" half
+fi
+if [ "${COMPARE:-1}" = 1 ]; then
+  PER_ROW=$(sed -n 's/.*per_row_rows_per_s=\([0-9]*\).*/\1/p' "$WORK/sqlite.out")
+  BATCH=$(sed -n 's/.*batch100_rows_per_s=\([0-9]*\).*/\1/p' "$WORK/sqlite.out")
+  HELLO=$( [ -f "$WORK/wrk.hello.out" ] && rate_of hello || echo 0)
+  $PY - "$KIND" "$(rate_of 0)" "$HELLO" "$PER_ROW" "$BATCH" <<'PYEOF'
+import sys
+kind, ingest, hello, per_row, batch = sys.argv[1], *map(float, sys.argv[2:])
+ratio = lambda a, b: f"{a / b:.2f}" if b else "n/a"
+print(f"COMPARE kind={kind} ingest_req_per_s={ingest:.0f} hello_req_per_s={hello:.0f} sqlite_per_row={per_row:.0f} "
+      f"sqlite_batch100={batch:.0f} ingest_vs_hello={ratio(ingest, hello)} (goal >= 0.3) "
+      f"ingest_vs_sqlite_per_row={ratio(ingest, per_row)} (goal >= 3)")
+PYEOF
 fi
 
 echo "--- daemon after the run:" >&2
 curl -fsS --max-time 5 "http://127.0.0.1:$PORT/metrics" 2>/dev/null \
-  | grep -Ei '^(switchboard_)?[a-z_]*(portal|webhook|message|ingest)[a-z_]*(\{[^}]*\})? ' | head -20 || true
+  | grep -Ei '^(switchboard_)?[a-z_]*(portal|webhook|message|ingest|store_commits|store_writes)[a-z_]*(\{[^}]*\})? ' | head -20 || true
 echo "daemon stderr lines: $(wc -l < "$WORK/daemon.stderr.log")" >&2

@@ -39,6 +39,8 @@ public struct SwitchboardConfiguration: Sendable {
 
     public struct Store: Sendable {
         public var path = "./var/switchboard.sqlite"
+        /// Inbound messages waiting for the store before new ones are refused (503, SMTP 451).
+        public var maxQueuedWrites = 1000
     }
 
     public struct Log: Sendable {
@@ -269,6 +271,9 @@ public struct SwitchboardConfiguration: Sendable {
         Key("store.path", "./var/switchboard.sqlite") { config, value in
             guard !value.isEmpty else { throw Problem(key: "store.path", reason: "must not be empty") }
             config.store.path = value
+        },
+        Key("store.max_queued_writes", "1000") { config, value in
+            config.store.maxQueuedWrites = try Int(key: "store.max_queued_writes", value, in: 1...100_000)
         },
         Key("log.level", "info") { config, value in
             guard logLevels.contains(value) else {

@@ -494,6 +494,11 @@ final class ChatSession: Sendable {
         let stored: (result: IngestResult, seq: Int64)
         do {
             stored = try await store.recordChatMessage(inbound, reopenWindowMilliseconds: controller.chat.reopenWindowSeconds * 1000)
+        } catch is StoreOverloaded {
+            LoadShedding.shared.refused(.chat, metrics: controller.metrics, logger: log)
+            try await send(.error(ChatFrameError("overloaded", "the server is busy; send the message again in a moment"),
+                                  clientID: clientID, retryAfterMilliseconds: 1000))
+            return
         } catch {
             if !(error is StoreError) { controller.metrics.storeFailure() }
             controller.metrics.chatRefused(reason: "store")

@@ -107,6 +107,9 @@ struct PortalWebhookController {
         } catch let error as StoreError {
             logger.notice("portal webhook refused", metadata: ["reason": "\(error.description)"])
             throw error
+        } catch is StoreOverloaded {
+            LoadShedding.shared.refused(.portal, metrics: metrics, logger: logger)
+            throw LoadShedding.httpError
         } catch {
             metrics.storeFailure()
             logger.error("portal message not stored", metadata: ["error.type": "\(type(of: error))"])

@@ -257,6 +257,9 @@ struct SMSWebhookController {
         let result: IngestResult
         do {
             result = try await store.recordSMSMessage(inbound, reopenWindowMilliseconds: configuration.sms.reopenWindowSeconds * 1000)
+        } catch is StoreOverloaded {
+            LoadShedding.shared.refused(.sms, metrics: metrics, logger: logger)
+            throw LoadShedding.httpError
         } catch {
             metrics.storeFailure()
             logger.error("sms message not stored", metadata: ["error.type": "\(type(of: error))"])

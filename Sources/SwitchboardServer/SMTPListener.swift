@@ -397,6 +397,10 @@ final class SMTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 } else {
                     result = .stored(queueID: queueID)
                 }
+            } catch is StoreOverloaded {
+                LoadShedding.shared.refused(.email, metrics: ingest.metrics, logger: logger)
+                ingest.metrics.mailIn(source: "smtp", outcome: "shed")
+                result = .rejected(code: 451, enhanced: "4.3.2", text: "Server busy, try again later")
             } catch {
                 logger.error("mail could not be stored; answered 451", metadata: [
                     "smtp.queue_id": "\(queueID)", "error.type": "\(type(of: error))"])

@@ -24,6 +24,17 @@ public struct SwitchboardMetrics: Sendable {
         Counter(label: "switchboard_triage_total", dimensions: [("urgency", urgency), ("intent", intent)]).increment()
     }
 
+    /// One store transaction has committed, carrying `writes` callers' writes (group commit).
+    public func storeCommitted(writes: Int) {
+        Counter(label: "switchboard_store_commits_total").increment()
+        Counter(label: "switchboard_store_writes_total").increment(by: writes)
+    }
+
+    /// An inbound message refused because the store's write queue was full (load shedding).
+    func shed(channel: SwitchboardCore.Channel) {
+        Counter(label: "switchboard_inbound_shed_total", dimensions: [("channel", channel.rawValue)]).increment()
+    }
+
     func storeFailure() {
         Counter(label: "switchboard_store_failures_total").increment()
     }

@@ -22,7 +22,7 @@ extension SwitchboardStore {
         var generator = SystemRandomNumberGenerator()
         let token = Self.tokenPrefix + Identifier.base32(Identifier.randomBytes(32, using: &generator))
         let agentID = Identifier.make(prefix: "agt")
-        return try await pool.write { db in
+        return try await write { db in
             if try Bool.fetchOne(db, cachedSQL: "SELECT 1 FROM agents WHERE email = ?", arguments: [email]) == true {
                 throw StoreError.conflict("an agent with this email exists")
             }
@@ -91,7 +91,7 @@ extension SwitchboardStore {
                            now: Int64 = Timestamp.now()) async throws -> TeamSettings {
         let name = name.trimmingWhitespace()
         guard !name.isEmpty, name.count <= 64 else { throw StoreError.invalid("name must be 1 to 64 characters") }
-        return try await pool.write { db in
+        return try await write { db in
             var id = try String.fetchOne(db, cachedSQL: "SELECT id FROM teams WHERE name = ?", arguments: [name])
             if id == nil {
                 let newID = Identifier.make(prefix: "tem")
@@ -142,7 +142,7 @@ extension SwitchboardStore {
     public func updateAgent(id: String, role: AgentRole? = nil, skills: [String]? = nil, languages: [String]? = nil,
                             capacity: [Channel: Int]? = nil, teams: [String]? = nil,
                             now: Int64 = Timestamp.now()) async throws -> AgentDetail {
-        try await pool.write { db in
+        try await write { db in
             guard try Bool.fetchOne(db, cachedSQL: "SELECT 1 FROM agents WHERE id = ? AND active = 1", arguments: [id]) == true else {
                 throw StoreError.notFound
             }
@@ -184,7 +184,7 @@ extension SwitchboardStore {
     /// Deactivates an agent: revokes their tokens; the router then takes back their offers
     /// and conversations. History keeps the agent's id.
     public func deactivateAgent(id: String, now: Int64 = Timestamp.now()) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(cachedSQL: "UPDATE agents SET active = 0, presence = 'offline', presence_changed_at = ? WHERE id = ? AND active = 1",
                            arguments: [now, id])
             guard db.changesCount == 1 else { throw StoreError.notFound }

@@ -57,7 +57,7 @@ extension SwitchboardStore {
     /// A secret the daemon generates once and keeps (e.g. the visitor-token key when none is
     /// configured), so tokens stay valid across restarts.
     public func generatedSecret(named name: String, bytes: Int = 32) async throws -> [UInt8] {
-        try await pool.write { db in
+        try await write { db in
             if let existing = try Data.fetchOne(db, cachedSQL: "SELECT value FROM settings WHERE key = ?", arguments: [name]) {
                 return [UInt8](existing)
             }
@@ -78,7 +78,7 @@ extension SwitchboardStore {
     /// The patient is typing (or stopped) in a conversation: an event for its agents. The
     /// caller throttles it.
     public func recordTyping(conversationID: String, active: Bool, now: Int64 = Timestamp.now()) async throws {
-        try await pool.write { db in
+        try await write { db in
             try Self.conversationEvent(db, kind: "chat.typing", conversationID: conversationID, data: ["active": active], now: now)
         }
     }
@@ -94,7 +94,7 @@ extension SwitchboardStore {
         contact.nameIsAuthoritative = false  // a chat page's claim, not the patient record
         let inbound = InboundMessage(channel: .chat, deliveryID: chat.externalID, raw: chat.raw, contact: contact,
                                      externalMessageID: chat.externalID, text: chat.text, sentAt: now)
-        return try await pool.write { db in
+        return try await writeInbound { db in
             let result = try Self.recordInbound(db, inbound, now: now) { db, contactID in
                 try db.execute(cachedSQL: """
                     INSERT INTO chat_visitors (id, contact_id, identity, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
@@ -209,7 +209,7 @@ extension SwitchboardStore {
     /// match `condition` (a fixed SQL fragment); returns how many there were.
     private func markChatReplies(visitorID: String, upTo seq: Int64, still condition: String,
                                  _ mark: @escaping @Sendable (Database, String, String) throws -> Void) async throws -> Int {
-        try await pool.write { db in
+        try await write { db in
             let rows = try Row.fetchAll(db, cachedSQL: """
                 SELECT m.id, m.conversation_id FROM messages m
                 WHERE m.conversation_id IN (SELECT id FROM conversations WHERE chat_visitor_id = ?)
@@ -237,7 +237,7 @@ extension SwitchboardStore {
     public func continueChat(visitorID: String, channel: Channel, address: String, now: Int64 = Timestamp.now()) async throws -> ContinueOutcome {
         precondition(channel == .sms || channel == .email)
         let kind = channel == .sms ? IdentityKind.phone : IdentityKind.email
-        return try await pool.write { db in
+        return try await write { db in
             guard let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT id, contact_id, channel FROM conversations WHERE chat_visitor_id = ? AND status <> 'resolved'
                 ORDER BY last_message_at DESC LIMIT 1
@@ -268,7 +268,7 @@ extension SwitchboardStore {
     /// their contact, found or created by the site's patient id): every tab and device of
     /// theirs is one visitor from the start. Safe against two hellos at once.
     public func identifiedChatVisitor(identity: String, displayName: String?, now: Int64 = Timestamp.now()) async throws -> String {
-        try await pool.write { db in
+        try await write { db in
             if let existing = try String.fetchOne(db, cachedSQL: "SELECT id FROM chat_visitors WHERE identity = ?", arguments: [identity]) {
                 return existing
             }

@@ -45,7 +45,7 @@ extension SwitchboardStore {
     /// Sets (or replaces) an agent's console password. Every session of theirs ends.
     public func setPassword(agentEmail email: String, password: String, now: Int64 = Timestamp.now()) async throws -> String {
         let hash = try PasswordHash.make(password)
-        return try await pool.write { db in
+        return try await write { db in
             guard let id = try String.fetchOne(db, cachedSQL: "SELECT id FROM agents WHERE email = ? AND active = 1", arguments: [email]) else {
                 throw StoreError.notFound
             }
@@ -68,7 +68,7 @@ extension SwitchboardStore {
         let valid = PasswordHash.verify(password, against: row?.hash ?? Self.decoyHash) && row?.hash != nil
         let agentID = row?.id
         if !valid {
-            try await pool.write { db in
+            try await write { db in
                 try Self.audit(db, actorKind: "agent", actorID: agentID, action: "console.sign_in_failed", sourceAddress: sourceAddress, now: now)
             }
             return nil
@@ -83,7 +83,7 @@ extension SwitchboardStore {
         var generator = SystemRandomNumberGenerator()
         let token = "sbs_" + Identifier.base32(Identifier.randomBytes(32, using: &generator))
         let csrf = Identifier.base32(Identifier.randomBytes(20, using: &generator))
-        try await pool.write { db in
+        try await write { db in
             try db.execute(cachedSQL: """
                 INSERT INTO console_sessions (token_digest, agent_id, csrf_token, created_at, last_seen_at, source_address)
                 VALUES (?, ?, ?, ?, ?, ?)
@@ -107,7 +107,7 @@ extension SwitchboardStore {
         }) else { return nil }
         let lastSeen = row.lastSeen
         if now - lastSeen > idleSeconds * 1000 {
-            try await pool.write { db in
+            try await write { db in
                 try db.execute(cachedSQL: "DELETE FROM console_sessions WHERE token_digest = ?", arguments: [digest])
                 try Self.audit(db, actorKind: "agent", actorID: row.agentID, action: "console.session_expired", now: now)
             }
@@ -115,7 +115,7 @@ extension SwitchboardStore {
         }
         // The idle clock moves at most once a minute: not a write per request.
         if touch && now - lastSeen > 60_000 {
-            try await pool.write { db in
+            try await write { db in
                 try db.execute(cachedSQL: "UPDATE console_sessions SET last_seen_at = ? WHERE token_digest = ?", arguments: [now, digest])
             }
         }
@@ -125,7 +125,7 @@ extension SwitchboardStore {
 
     /// Signs a session out.
     public func endConsoleSession(token: String, now: Int64 = Timestamp.now()) async throws {
-        try await pool.write { db in
+        try await write { db in
             let digest = Self.tokenDigest(token)
             if let agentID = try String.fetchOne(db, cachedSQL: "SELECT agent_id FROM console_sessions WHERE token_digest = ?", arguments: [digest]) {
                 try db.execute(cachedSQL: "DELETE FROM console_sessions WHERE token_digest = ?", arguments: [digest])

@@ -28,9 +28,9 @@ extension SwitchboardStore {
     func scoped<T: Sendable>(_ conversationID: String, agent: Agent, sourceAddress: String?, now: Int64,
                              _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await pool.write(body)
+            return try await write(body)
         } catch StoreError.notFound {
-            try await pool.write { db in
+            try await write { db in
                 if try Bool.fetchOne(db, cachedSQL: "SELECT 1 FROM conversations WHERE id = ?", arguments: [conversationID]) == true {
                     try Self.audit(db, actorKind: "agent", actorID: agent.id, action: "conversation.access_denied",
                                    conversationID: conversationID, sourceAddress: sourceAddress, now: now)

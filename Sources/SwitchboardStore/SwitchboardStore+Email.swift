@@ -23,7 +23,7 @@ extension SwitchboardStore {
         let inbound = InboundMessage(channel: .email, deliveryID: mail.deliveryID, raw: mail.raw,
                                      contact: InboundContact(email: mail.fromAddress, displayName: mail.fromName),
                                      externalMessageID: mail.rfcMessageID, text: mail.text, sentAt: mail.sentAt)
-        return try await pool.write { db in
+        return try await writeInbound { db in
             var created = false
             let result = try Self.recordInbound(db, inbound, now: now) { db, contactID in
                 let (id, isNew) = try Self.resolveEmailConversation(db, contactID: contactID, mail: mail,
@@ -97,7 +97,7 @@ extension SwitchboardStore {
     /// conversation as a system message (agents see why). A bounce for mail we never sent
     /// is kept in the quarantine for the operator. Returns the failed message's id, if any.
     public func recordEmailBounce(_ bounce: EmailBounce, now: Int64 = Timestamp.now()) async throws -> EmailBounceOutcome {
-        try await pool.write { db in
+        try await write { db in
             // The outbound message the report is about: the first of its Message-IDs that is ours.
             var original: Row?
             for id in bounce.originalMessageIDs {
@@ -162,7 +162,7 @@ extension SwitchboardStore {
     /// message id, and stored before the first attempt: every retry sends the same one, and
     /// a patient's answer threads back even if we crash after the relay took the message.
     public func emailOutboundContext(for item: OutboxItem, domain: String, now: Int64 = Timestamp.now()) async throws -> EmailOutboundContext {
-        try await pool.write { db in
+        try await write { db in
             let ownID = item.messageID + "@" + domain
             try db.execute(cachedSQL: """
                 INSERT INTO email_messages (message_id, rfc_message_id, source) VALUES (?, ?, 'outbound')
@@ -219,7 +219,7 @@ extension SwitchboardStore {
     /// Moves a mailbox's cursor (only forward for the same UIDVALIDITY; a new UIDVALIDITY
     /// replaces it — the re-sync that follows is deduplicated on Message-ID).
     public func setIMAPCursor(mailbox: String, _ cursor: IMAPCursor, now: Int64 = Timestamp.now()) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(cachedSQL: """
                 INSERT INTO imap_cursors (mailbox, uidvalidity, last_uid, updated_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (mailbox) DO UPDATE SET

@@ -81,7 +81,7 @@ extension SwitchboardStore {
     /// Returns how many.
     @discardableResult
     public func pruneEvents(olderThan cutoff: Int64) async throws -> Int {
-        try await pool.write { db in
+        try await write { db in
             guard let through = try Int64.fetchOne(db, cachedSQL: "SELECT MAX(seq) FROM events WHERE at < ?", arguments: [cutoff]) else { return 0 }
             try db.execute(cachedSQL: "DELETE FROM events WHERE seq <= ?", arguments: [through])
             return db.changesCount

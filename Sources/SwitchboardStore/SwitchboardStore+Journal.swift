@@ -87,7 +87,7 @@ extension SwitchboardStore {
     /// Audited (`message.reparsed`), and agents' consoles are told (`message.reparsed`).
     public func applyReparse(_ entry: JournalEntry, _ parsed: ReparsedMessage, dryRun: Bool, operator who: String,
                              now: Int64 = Timestamp.now()) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             guard let row = try Row.fetchOne(db, cachedSQL: "SELECT body_text, body_html FROM messages WHERE id = ?",
                                              arguments: [entry.messageID]) else { return false }
             var changed = (row["body_text"] as String) != parsed.text

@@ -22,7 +22,7 @@ extension SwitchboardStore {
     /// Puts a dead letter back in line: delivered again (in order with its conversation's
     /// other pending items), with a fresh `outbox.horizon_seconds`; the agent sees `queued` again.
     public func retryOutbox(id: Int64, operator who: String, now: Int64 = Timestamp.now()) async throws {
-        try await pool.write { db in
+        try await write { db in
             guard let row = try Row.fetchOne(db, cachedSQL: "SELECT message_id, conversation_id FROM outbox WHERE id = ? AND state = 'dead' AND discarded_at IS NULL",
                                              arguments: [id]) else {
                 throw StoreError.invalid("outbox item \(id) is not a dead letter")
@@ -44,7 +44,7 @@ extension SwitchboardStore {
 
     /// Takes a dead letter off the list for good (the row and the failed message stay).
     public func discardOutbox(id: Int64, operator who: String, now: Int64 = Timestamp.now()) async throws {
-        try await pool.write { db in
+        try await write { db in
             guard let row = try Row.fetchOne(db, cachedSQL: "SELECT message_id, conversation_id FROM outbox WHERE id = ? AND state = 'dead' AND discarded_at IS NULL",
                                              arguments: [id]) else {
                 throw StoreError.invalid("outbox item \(id) is not a dead letter")
@@ -62,7 +62,7 @@ extension SwitchboardStore {
     /// details (names, phone numbers, addresses) stay with the contact. `dryRun` counts
     /// without changing anything. One transaction: run it off-peak on a large store.
     public func purge(olderThan cutoff: Int64, operator who: String, dryRun: Bool, now: Int64 = Timestamp.now()) async throws -> PurgeResult {
-        try await pool.write { db in
+        try await write { db in
             let eligible = """
                 FROM messages m JOIN conversations c ON c.id = m.conversation_id
                 WHERE m.created_at < ? AND c.last_message_at < ? AND m.purged_at IS NULL

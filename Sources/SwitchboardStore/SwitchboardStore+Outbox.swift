@@ -57,7 +57,7 @@ extension SwitchboardStore {
     /// (`SMSGateway.externalID`) is how those reports will name it.
     public func markOutboxDelivered(_ item: OutboxItem, status: DeliveryStatus = .delivered, externalID: String? = nil,
                                     now: Int64 = Timestamp.now()) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(cachedSQL: """
                 UPDATE outbox SET state = 'delivered', attempts = attempts + 1, finished_at = ?, last_error = NULL
                 WHERE id = ? AND state = 'pending'
@@ -77,7 +77,7 @@ extension SwitchboardStore {
     /// Records a failed attempt and when to try again. `reason` is an operator-facing
     /// summary (a status code, "timeout"), never a response body.
     public func scheduleOutboxRetry(_ item: OutboxItem, at nextAttempt: Int64, reason: String) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(cachedSQL: """
                 UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ? AND state = 'pending'
                 """, arguments: [nextAttempt, reason, item.id])
@@ -87,7 +87,7 @@ extension SwitchboardStore {
     /// Gives up on an item: the message is marked failed with the reason the agent sees.
     public func deadLetterOutbox(_ item: OutboxItem, reason: String, countsAsAttempt: Bool = true,
                                  now: Int64 = Timestamp.now()) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(cachedSQL: """
                 UPDATE outbox SET state = 'dead', attempts = attempts + ?, finished_at = ?, last_error = ? WHERE id = ? AND state = 'pending'
                 """, arguments: [countsAsAttempt ? 1 : 0, now, reason, item.id])

@@ -16,7 +16,7 @@ extension SwitchboardStore {
                                      contact: InboundContact(phoneE164: sms.from),
                                      externalMessageID: sms.gateway.externalID(sms.gatewayMessageID),
                                      text: sms.text, sentAt: sms.sentAt)
-        return try await pool.write { db in
+        return try await writeInbound { db in
             let result = try Self.recordInbound(db, inbound, now: now) { db, contactID in
                 try Self.resolveSMSConversation(db, contactID: contactID, from: sms.from, reopenWindow: reopenWindowMilliseconds, now: now)
             }
@@ -97,7 +97,7 @@ extension SwitchboardStore {
     @discardableResult
     public func recordDeliveryReport(gatewayMessageID: String? = nil, messageID: String? = nil, gateway: SMSGateway,
                                      status: DeliveryStatus, reason: String?, now: Int64 = Timestamp.now()) async throws -> Bool {
-        try await pool.write { db in
+        try await write { db in
             let row: Row?
             if let gatewayMessageID {
                 row = try Row.fetchOne(db, cachedSQL: """

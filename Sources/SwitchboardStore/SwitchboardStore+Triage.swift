@@ -32,7 +32,7 @@ extension SwitchboardStore {
     public func recordTriage(messageID: String, conversationID: String, triage: TriageRecord,
                              safetyReply: String?, emergencyTeam: String?, rules: RuleEffects = .none,
                              now: Int64 = Timestamp.now()) async throws -> TriageOutcome {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(cachedSQL: """
                 UPDATE messages SET triage_intent = ?, triage_urgency = ?, triage_language = ?, triage_evidence = ?, triaged_at = ?
                 WHERE id = ? AND triaged_at IS NULL

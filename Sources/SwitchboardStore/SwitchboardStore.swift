@@ -33,13 +33,21 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
 
 public final class SwitchboardStore: Sendable {
     let pool: DatabasePool
+    /// Every asynchronous write goes through here: concurrent writers share one commit.
+    let groupCommit: GroupCommit
+    let maxQueuedInboundWrites: Int
     public let path: String
 
     /// Opens (creating the directory and file if needed) and migrates the database. With
     /// `migrate: false` (the command line, beside a running daemon) the schema must already
     /// be exactly this version's: the daemon owns migrations.
     /// `auditKey` (`audit.chain_key`) MACs every audit row written from now on: see `AuditChain`.
-    public init(path: String, migrate: Bool = true, auditKey: [UInt8]? = nil) throws {
+    /// `commitObserver` hears of every committed write transaction and how many callers'
+    /// writes it carried (the daemon's metrics).
+    /// `maxQueuedInboundWrites` bounds how many inbound messages may wait for the store:
+    /// past it `writeInbound` refuses (`StoreOverloaded`) instead of queueing without end.
+    public init(path: String, migrate: Bool = true, auditKey: [UInt8]? = nil, maxQueuedInboundWrites: Int = 1000,
+                commitObserver: (@Sendable (_ writes: Int) -> Void)? = nil) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
@@ -57,6 +65,8 @@ public final class SwitchboardStore: Sendable {
             db.add(function: AuditChain.macFunction(key: auditKey))
         }
         pool = try DatabasePool(path: path, configuration: configuration)
+        groupCommit = GroupCommit(writer: pool, observer: commitObserver)
+        self.maxQueuedInboundWrites = maxQueuedInboundWrites
         self.path = path
         if migrate {
             try Schema.migrator.migrate(pool)
@@ -70,6 +80,25 @@ public final class SwitchboardStore: Sendable {
                 }
             }
         }
+    }
+
+    /// One write transaction's worth of work, committed together with whatever other writes
+    /// are waiting (see `GroupCommit`); returns once it is on disk.
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await groupCommit.write(body)
+    }
+
+    /// A write for an inbound message: refused with `StoreOverloaded` when the queue is full,
+    /// so that a channel is told "later" at once rather than left waiting. Agents' actions and
+    /// the daemon's own work use `write`, which always queues.
+    func writeInbound<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await groupCommit.write(admittingBelow: maxQueuedInboundWrites, body)
+    }
+
+    /// Transactions committed and writes they carried since the store was opened.
+    public var commitStatistics: (transactions: Int, writes: Int, largestBatch: Int) {
+        let statistics = groupCommit.statistics
+        return (statistics.transactions, statistics.writes, statistics.largestBatch)
     }
 
     /// Names of the migrations applied, oldest first.
@@ -104,7 +133,7 @@ public final class SwitchboardStore: Sendable {
     ) async throws -> IngestResult {
         let inbound = InboundMessage(channel: .portal, deliveryID: deliveryID, raw: rawBody, contact: contact,
                                      externalMessageID: externalMessageID, text: text, sentAt: sentAt)
-        return try await pool.write { db in
+        return try await writeInbound { db in
             try Self.recordInbound(db, inbound, now: now) { db, contactID in
                 try Self.resolvePortalConversation(db, contactID: contactID, threadID: threadID, now: now)
             }

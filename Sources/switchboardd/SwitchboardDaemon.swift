@@ -85,7 +85,9 @@ struct SwitchboardDaemon: AsyncParsableCommand {
         defer { withExtendedLifetime(storeLock) {} }
         let store: SwitchboardStore
         do {
-            store = try SwitchboardStore(path: settings.store.path, auditKey: settings.audit.chainKey.map { Array($0.value.utf8) })
+            store = try SwitchboardStore(path: settings.store.path, auditKey: settings.audit.chainKey.map { Array($0.value.utf8) },
+                                         maxQueuedInboundWrites: settings.store.maxQueuedWrites,
+                                         commitObserver: SwitchboardMetrics().storeCommitted(writes:))
         } catch {
             logger.critical("store cannot be opened", metadata: ["store.path": "\(settings.store.path)", "error": "\(error)"])
             throw ExitCode(1)
