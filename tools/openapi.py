@@ -379,6 +379,10 @@ schemas = {
     "TransferRequest": {
         "type": "object",
         "description": "Exactly one of `to_agent` and `to_team` (a null or blank value counts as absent); otherwise 400.",
+        "oneOf": [
+            {"required": ["to_agent"], "properties": {"to_agent": {"type": "string", "pattern": "\\S"}}},
+            {"required": ["to_team"], "properties": {"to_team": {"type": "string", "pattern": "\\S"}}},
+        ],
         "properties": {
             "to_agent": {"type": ["string", "null"], "description": "An active agent's id: the conversation is assigned to them directly (even above their capacity)."},
             "to_team": {"type": ["string", "null"], "description": "A team name or id: the conversation joins that team's queue."},
@@ -771,7 +775,7 @@ paths["/api/v1/conversations"] = {"get": op(
         {"name": "assignee", "in": "query", "required": False, "schema": {"type": "string", "enum": ["me", "unassigned", "any"], "default": "any"}},
         {"name": "limit", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
         {"name": "contact_id", "in": "query", "required": False, "description": "Only this patient's conversations (their history across channels).",
-         "schema": {"type": "string", "maxLength": 64}},
+         "schema": {"type": "string", "minLength": 1, "maxLength": 64}},
     ])}
 
 paths["/api/v1/conversations/{id}"] = {"get": op(
@@ -966,6 +970,7 @@ paths["/api/v1/session"] = {
                  "content": {"application/json": {"schema": s("Session")}}},
          "400": resp("BadRequest"),
          "401": err("`sign_in_failed`: the email and password (or token) do not match an active agent. The same answer whichever was wrong."),
+         "413": err("`payload_too_large`: body over 4096 bytes."),
          "415": resp("UnsupportedMediaType"),
          "429": err("`too_many_attempts`: 10 attempts without success from this address, or for this account, in 5 minutes.", RETRY_AFTER)},
         description="Email and password (set with `switchboard agent set-password`), or an API token. Sessions end after `chat.console_idle_timeout_seconds` without a request, on sign-out, on a password change and when the agent is deactivated.",
@@ -981,7 +986,8 @@ paths["/api/v1/session"] = {
 paths["/api/v1/conversations/{id}/typing"] = {"post": op(
     "setTyping", "Tell a chat patient the agent is typing", "conversations",
     api({"204": {"description": "The patient's open chat widgets show (or stop showing) \"typing…\". Nothing is stored."},
-         "400": resp("BadRequest"), "404": resp("NotFound"), "415": resp("UnsupportedMediaType")}),
+         "400": resp("BadRequest"), "404": resp("NotFound"),
+         "413": err("`payload_too_large`: body over 1024 bytes."), "415": resp("UnsupportedMediaType")}),
     parameters_=CONV_PARAM,
     body=json_body({"type": "object", "required": ["active"], "properties": {"active": {"type": "boolean"}}}, example={"active": True}))}
 

@@ -884,6 +884,7 @@ enum OpenAPIDocument {
             "description": "Only this patient's conversations (their history across channels).",
             "schema": {
               "type": "string",
+              "minLength": 1,
               "maxLength": 64
             }
           }
@@ -2028,6 +2029,16 @@ enum OpenAPIDocument {
               }
             }
           },
+          "413": {
+            "description": "`payload_too_large`: body over 4096 bytes.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "\u0023/components/schemas/Error"
+                }
+              }
+            }
+          },
           "415": {
             "$ref": "\u0023/components/responses/UnsupportedMediaType"
           },
@@ -2145,6 +2156,16 @@ enum OpenAPIDocument {
           },
           "404": {
             "$ref": "\u0023/components/responses/NotFound"
+          },
+          "413": {
+            "description": "`payload_too_large`: body over 1024 bytes.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "\u0023/components/schemas/Error"
+                }
+              }
+            }
           },
           "415": {
             "$ref": "\u0023/components/responses/UnsupportedMediaType"
@@ -3336,6 +3357,30 @@ enum OpenAPIDocument {
       "TransferRequest": {
         "type": "object",
         "description": "Exactly one of `to_agent` and `to_team` (a null or blank value counts as absent); otherwise 400.",
+        "oneOf": [
+          {
+            "required": [
+              "to_agent"
+            ],
+            "properties": {
+              "to_agent": {
+                "type": "string",
+                "pattern": "\\S"
+              }
+            }
+          },
+          {
+            "required": [
+              "to_team"
+            ],
+            "properties": {
+              "to_team": {
+                "type": "string",
+                "pattern": "\\S"
+              }
+            }
+          }
+        ],
         "properties": {
           "to_agent": {
             "type": [
