@@ -34,6 +34,8 @@ public struct SwitchboardConfiguration: Sendable {
         public var port = 8080
         public var shutdownGraceSeconds: Int64 = 8
         public var drainSeconds: Int64 = 1
+        /// A connection silent this long is closed (raised to two event-stream ping intervals).
+        public var idleTimeoutSeconds: Int64 = 120
         public var trustedProxies: [String] = []
     }
 
@@ -264,6 +266,9 @@ public struct SwitchboardConfiguration: Sendable {
         },
         Key("http.drain_seconds", "1") { config, value in
             config.http.drainSeconds = try Int64(key: "http.drain_seconds", value, in: 0...60)
+        },
+        Key("http.idle_timeout_seconds", "120") { config, value in
+            config.http.idleTimeoutSeconds = try Int64(key: "http.idle_timeout_seconds", value, in: 10...3600)
         },
         Key("http.shutdown_grace_seconds", "8") { config, value in
             config.http.shutdownGraceSeconds = try Int64(key: "http.shutdown_grace_seconds", value, in: 1...300)

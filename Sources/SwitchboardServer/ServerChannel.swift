@@ -3,6 +3,7 @@ import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
 
@@ -14,25 +15,40 @@ import Synchronization
 /// pre-opened socket, a port scan) would hold SIGTERM forever. Each connection here carries
 /// a small handler noting whether any byte arrived; on shutdown, connections without one
 /// are closed. Connections that did send a request finish under Hummingbird's own rules.
+///
+/// And a connection never outlives `readIdleTimeout` of silence (`http.idle_timeout_seconds`):
+/// without it, one that stops half-way through its request head — or whose head the parser
+/// refused as too large, which leaves the upgrade negotiation waiting for good — would stay
+/// open for ever, and enough of them would exhaust the daemon's file descriptors. WebSocket
+/// connections stay busy with the pongs to the server's pings, so the timeout is always
+/// longer than two ping intervals. An HTTP parse error (a head over 80 KiB, a malformed
+/// request line) closes the connection at once.
 struct ShutdownAwareChannel<Inner: ServerChildChannel>: ServerChildChannel {
     typealias Value = Inner.Value
 
     let inner: Inner
+    let readIdleTimeout: TimeAmount
     private let registry = ConnectionRegistry()
 
-    init(_ inner: Inner) {
+    init(_ inner: Inner, readIdleTimeout: TimeAmount) {
         self.inner = inner
+        self.readIdleTimeout = readIdleTimeout
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let seen = FirstByteFlag()
         do {
-            try channel.pipeline.syncOperations.addHandler(FirstByteDetector(seen), position: .first)
+            try channel.pipeline.syncOperations.addHandlers(
+                [IdleStateHandler(readTimeout: readIdleTimeout), CloseOnReadIdle(), FirstByteDetector(seen)], position: .first)
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
         }
         registry.insert(ObjectIdentifier(channel), seen)
-        return inner.setup(channel: channel, logger: logger)
+        return inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            // After the HTTP decoder, where its errors arrive.
+            try channel.pipeline.syncOperations.addHandler(CloseOnParseError())
+            return value
+        }
     }
 
     func handle(value: Value, logger: Logger) async {
@@ -72,5 +88,30 @@ final class FirstByteDetector: ChannelInboundHandler, RemovableChannelHandler, S
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if !flag.value { flag.set() }
         context.fireChannelRead(data)
+    }
+}
+
+/// Closes the connection when `IdleStateHandler` reports no read for its timeout.
+final class CloseOnReadIdle: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+/// Closes the connection on an HTTP parse error instead of leaving it open and unanswered.
+final class CloseOnParseError: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = NIOAny
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError {
+            context.close(promise: nil)
+        }
+        context.fireErrorCaught(error)
     }
 }

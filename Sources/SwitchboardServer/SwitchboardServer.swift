@@ -92,7 +92,8 @@ public func buildApplication(_ dependencies: SwitchboardDependencies) -> some Ap
                         return chat.upgrade(head, channel: channel, logger: logger)
                     }
                     return try await events.shouldUpgrade(head, channel: channel, logger: logger)
-                }))
+                }),
+                readIdleTimeout: .seconds(max(configuration.http.idleTimeoutSeconds, 2 * configuration.events.pingIntervalSeconds + 10)))
         },
         configuration: .init(address: .hostname(configuration.http.host, port: configuration.http.port),
                              serverName: "switchboard"),
