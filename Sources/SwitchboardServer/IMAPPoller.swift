@@ -57,6 +57,11 @@ struct IMAPPoller: Service, CustomStringConvertible {
                     metrics.imapPoll(outcome: "error")
                     logger.warning("IMAP poll failed; retrying at the next interval", metadata: [
                         "error": "\(error)", "hint": "\(error.isLoginDenied ? "check email.imap_username and email.imap_password" : "-")"])
+                } catch is StoreOverloaded {
+                    // Not a failure: the store is shedding inbound load. The cursor stays
+                    // before the message, which is fetched again at the next poll.
+                    metrics.imapPoll(outcome: "shed")
+                    LoadShedding.shared.refused(.email, metrics: metrics, logger: logger)
                 } catch {
                     metrics.imapPoll(outcome: "error")
                     metrics.storeFailure()
