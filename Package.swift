@@ -71,7 +71,7 @@ let package = Package(
         // libcurl, through typed wrappers its variadic C API needs in Swift.
         .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // Mail client transport on libcurl: SMTP submission, IMAP polling.
-        .target(name: "SwitchboardMailTransport", dependencies: ["CCurl"]),
+        .target(name: "SwitchboardMailTransport", dependencies: ["CCurl", "SwitchboardMail"]),
         // The store façade: every SQL statement of the project lives here.
         .target(
             name: "SwitchboardStore",

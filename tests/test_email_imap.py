@@ -252,3 +252,34 @@ def test_same_message_over_smtp_and_imap_stored_once(make_dovecot, mail_daemon):
     assert len(convs) == 1 and inbound_texts(convs[0]) == ["delivered by SMTP and found over IMAP"], \
         [inbound_texts(c) for c in convs]
     assert norm(inbound_texts(convs[0])[0]) == "delivered by SMTP and found over IMAP"
+
+
+def test_imap_message_stays_unread_until_committed_even_across_a_crash(make_dovecot, mail_daemon):
+    """The window between reading a message and committing it: the store is held (another
+    process has SQLite's write lock), so the poller has read the mail but cannot commit it.
+    Then the daemon is SIGKILLed in that window. The message must still be unread in the
+    patient-facing mailbox (it was read with BODY.PEEK[]), and after a restart it is stored
+    once and only then flagged \\Seen."""
+    import sqlite3
+
+    dv = make_dovecot()
+    env = mail_daemon(dovecot=dv, log_level="debug")
+    addr, mid = deliver(dv, "fetched while the store is held, then the daemon dies")
+    lock = sqlite3.connect(env.d.config["store"]["path"], timeout=10, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    try:
+        wait_until(lambda: "IMAP message fetched" in env.d.log_text(), 15, 0.1, "the poller fetching the message")
+        time.sleep(0.5)  # the commit is waiting for the lock now
+        assert not seen(dv.flags(1)), f"flagged before the commit: {dv.flags(1)}"
+        env.d.kill9()
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    assert not seen(dv.flags(1)), "a crash between fetch and commit left the message flagged \\Seen"
+    assert dv.message_ids() == {1: mid}
+    env.d.start()
+    det = wait_email_conversation(env.api, addr, timeout=15)
+    assert inbound_texts(det) == ["fetched while the store is held, then the daemon dies"]
+    wait_until(lambda: seen(dv.flags(1)), 10, 0.2, "\\Seen after the commit")
+    time.sleep(2.5)  # more polls: nothing is stored twice
+    assert [m["text"] for m in all_inbound_email(env.api)] == ["fetched while the store is held, then the daemon dies"]

@@ -1,5 +1,6 @@
-// libFuzzer entry point for the two parsers that read bytes from strangers: the MIME parser
-// and the SMTP server session. Every input goes through both.
+// libFuzzer entry point for the parsers that read mail bytes from strangers: the MIME parser,
+// the SMTP server session and the IMAP client's response reader. Every input goes through all
+// three.
 //
 // Built with `make fuzz` (swift build -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING: libFuzzer
 // instruments the code and drives it) and run for a short budget from `make test`, seeded with the golden
@@ -16,6 +17,42 @@ enum MailFuzz {
     static func check(_ bytes: [UInt8]) {
         checkMIME(bytes)
         checkSMTP(bytes)
+        checkIMAP(bytes)
+    }
+
+    /// The IMAP client's response reader, on bytes as a hostile server would send them:
+    /// within its limits, and the same responses however the bytes are split.
+    static func checkIMAP(_ bytes: [UInt8]) {
+        func read(step: Int) -> (responses: [IMAPServerResponse], failed: Bool) {
+            var reader = IMAPResponseReader(maxLineBytes: 256, maxLiteralBytes: 128)
+            var responses: [IMAPServerResponse] = []
+            var index = 0
+            while index < bytes.count {
+                reader.append(bytes[index..<min(index + step, bytes.count)])
+                index += step
+                do {
+                    while let response = try reader.next() { responses.append(response) }
+                } catch {
+                    return (responses, true)
+                }
+            }
+            return (responses, false)
+        }
+        let whole = read(step: max(bytes.count, 1))
+        // Byte by byte is the hardest split; on long inputs a few bytes at a time keeps the
+        // run fast and still splits every literal and line end.
+        let byteByByte = read(step: bytes.count <= 1024 ? 1 : 5)
+        if !whole.failed && !byteByByte.failed {
+            precondition(whole.responses == byteByByte.responses, "responses depend on how the bytes were split")
+        }
+        for response in whole.responses {
+            precondition(response.text.count <= 256, "response line over its limit")
+            precondition(response.literals.allSatisfy { $0.count <= 128 }, "literal over its limit")
+            _ = try? IMAPResponses.fetched([response], uid: 1)
+        }
+        _ = IMAPResponses.status(whole.responses)
+        _ = IMAPResponses.searchUIDs(whole.responses)
+        _ = IMAPResponses.selectedUIDValidity(whole.responses)
     }
 
     /// Small limits so that the limit paths are reached by small inputs.

@@ -23,6 +23,9 @@ static inline CURLcode sb_curl_setopt_data_callback(CURL *handle, CURLoption opt
 static inline CURLcode sb_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }
+static inline CURLcode sb_curl_getinfo_socket(CURL *handle, curl_socket_t *value) {
+    return curl_easy_getinfo(handle, CURLINFO_ACTIVESOCKET, value);
+}
 static inline CURLcode sb_curl_global_init(void) {
     return curl_global_init(CURL_GLOBAL_DEFAULT);
 }

@@ -1,5 +1,8 @@
 import CCurl
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Mail client transport through libcurl: SMTP submission of our replies and IMAP polling
 /// of the organisation's mailboxes. libcurl does the protocol work (TLS, STARTTLS, SASL,
@@ -134,11 +137,81 @@ final class CurlHandle {
         let code = curl_easy_perform(handle)
         var response = 0
         sb_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &response)
-        guard code == CURLE_OK else {
-            throw MailTransportError(curlCode: Int(code.rawValue), responseCode: response,
-                                     reason: String(cString: curl_easy_strerror(code)))
-        }
+        guard code == CURLE_OK else { throw Self.error(code, responseCode: response) }
         return box.received
+    }
+}
+
+/// A session libcurl opened and handed over (`CURLOPT_CONNECT_ONLY`): libcurl connects,
+/// negotiates TLS (implicit, or STARTTLS refusing to go on without it) and logs in with the
+/// configured credentials; the caller then speaks the protocol itself over `send` and
+/// `receive`. This is how the IMAP poller issues `BODY.PEEK[]`, which libcurl's own fetch
+/// cannot: it leaves `\Seen` alone until the message is committed.
+extension CurlHandle {
+    /// Connects and logs in. Fails as `perform` does (login denied, certificate refused, …).
+    func openSession() throws(MailTransportError) {
+        prepare(url: options.base + "/")
+        sb_curl_setopt_long(handle, CURLOPT_CONNECT_ONLY, 1)
+        let code = curl_easy_perform(handle)
+        guard code == CURLE_OK else { throw Self.error(code) }
+    }
+
+    /// Sends all of `bytes`, waiting for the socket as needed, until `deadline` (monotonic
+    /// nanoseconds).
+    func send(_ bytes: [UInt8], deadline: UInt64) throws(MailTransportError) {
+        var offset = 0
+        while offset < bytes.count {
+            var sent = 0
+            let code = bytes.withUnsafeBytes { raw in
+                curl_easy_send(handle, raw.baseAddress! + offset, raw.count - offset, &sent)
+            }
+            if code == CURLE_AGAIN {
+                try wait(for: Int16(POLLOUT), deadline: deadline)
+                continue
+            }
+            guard code == CURLE_OK else { throw Self.error(code) }
+            offset += sent
+        }
+    }
+
+    /// Whatever arrives next (at most `capacity` bytes), waiting until `deadline`. Throws
+    /// when the server closed the connection.
+    func receive(capacity: Int = 64 << 10, deadline: UInt64) throws(MailTransportError) -> [UInt8] {
+        var buffer = [UInt8](repeating: 0, count: capacity)
+        while true {
+            var received = 0
+            // TLS may hold decrypted bytes the socket no longer shows as readable: read first,
+            // wait only when libcurl says there is nothing.
+            let code = buffer.withUnsafeMutableBytes { raw in curl_easy_recv(handle, raw.baseAddress!, raw.count, &received) }
+            if code == CURLE_AGAIN {
+                try wait(for: Int16(POLLIN), deadline: deadline)
+                continue
+            }
+            guard code == CURLE_OK else { throw Self.error(code) }
+            guard received > 0 else {
+                throw MailTransportError(curlCode: Int(CURLE_RECV_ERROR.rawValue), responseCode: 0,
+                                         reason: "the server closed the connection")
+            }
+            return Array(buffer.prefix(received))
+        }
+    }
+
+    private func wait(for events: Int16, deadline: UInt64) throws(MailTransportError) {
+        var socket: curl_socket_t = -1
+        guard sb_curl_getinfo_socket(handle, &socket) == CURLE_OK, socket >= 0 else {
+            throw MailTransportError(curlCode: Int(CURLE_RECV_ERROR.rawValue), responseCode: 0, reason: "the connection is gone")
+        }
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard now < deadline else {
+            throw MailTransportError(curlCode: Int(CURLE_OPERATION_TIMEDOUT.rawValue), responseCode: 0,
+                                     reason: String(cString: curl_easy_strerror(CURLE_OPERATION_TIMEDOUT)))
+        }
+        var descriptor = pollfd(fd: socket, events: events, revents: 0)
+        _ = poll(&descriptor, 1, Int32(min((deadline - now) / 1_000_000 + 1, 1_000)))
+    }
+
+    static func error(_ code: CURLcode, responseCode: Int = 0) -> MailTransportError {
+        MailTransportError(curlCode: Int(code.rawValue), responseCode: responseCode, reason: String(cString: curl_easy_strerror(code)))
     }
 }
 

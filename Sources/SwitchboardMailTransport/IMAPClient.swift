@@ -1,18 +1,26 @@
-import Foundation
+import CCurl
+import Dispatch
+import SwitchboardMail
 
-/// An IMAP mailbox reader on libcurl, for the poller. One connection is kept across calls
-/// (libcurl reuses it while the handle lives); calls are made one at a time by one poller.
+/// An IMAP mailbox reader for the poller: libcurl opens the session (TLS or STARTTLS,
+/// certificate checks, SASL login) and hands it over; the commands are ours, read by the
+/// I/O-free `IMAPResponseReader` (SwitchboardMail). Speaking the commands ourselves is what
+/// lets a message be read with `BODY.PEEK[]`: libcurl's own fetch issues `BODY[]`, which sets
+/// `\Seen` as it reads — before the message is committed.
 ///
-/// What libcurl allows shapes this: a custom command's untagged responses reach us but an
-/// IMAP literal does not, so message bodies are fetched through curl's own URL form
-/// (`;UIDVALIDITY=v;UID=n`), which issues `UID FETCH n BODY[]` — and so sets `\Seen` as a
-/// side effect. The poller therefore reads each message's flags first and gives `\Seen`
-/// back when the message could not be committed (see `IMAPPoller`).
+/// One session per client, opened at the first call; calls are made one at a time by one
+/// poller, each with a deadline. A server's NO or BAD is an error naming the command, never
+/// the server's text (which can quote a patient's address).
 public final class IMAPClient: @unchecked Sendable {
-    // @unchecked: the handle is used by one caller at a time (the poller awaits each call
-    // before the next), on the curl queue.
+    // @unchecked: the handle, reader and tag counter are used by one caller at a time (the
+    // poller awaits each call before the next), on the curl queue.
     private let options: MailServerOptions
-    private let handle: CurlHandle
+    private var handle: CurlHandle
+    private var reader = IMAPResponseReader(maxLineBytes: 16 << 20)
+    private var opened = false
+    private var nextTag = 1
+    /// The mailbox selected in this session and its UIDVALIDITY.
+    private var selected: (mailbox: String, uidValidity: Int64)?
 
     public init(_ options: MailServerOptions) {
         self.options = options
@@ -21,134 +29,143 @@ public final class IMAPClient: @unchecked Sendable {
 
     /// UIDVALIDITY, UIDNEXT and the message count of a mailbox (`STATUS`).
     public func status(mailbox: String) async throws(MailTransportError) -> IMAPMailboxStatus {
-        let command = "STATUS \(IMAPSyntax.quoted(mailbox)) (UIDVALIDITY UIDNEXT MESSAGES)"
-        let url = options.base + "/"
-        let lines = try await run { () throws(MailTransportError) in try self.handle.perform(url: url, customRequest: command) }
-        guard let status = IMAPResponse.status(lines) else {
+        let responses = try await command("STATUS \(IMAPSyntax.quoted(mailbox)) (UIDVALIDITY UIDNEXT MESSAGES)")
+        guard let values = IMAPResponses.status(responses), let validity = values["UIDVALIDITY"], validity > 0 else {
             throw MailTransportError(curlCode: 0, responseCode: 0, reason: "the server's STATUS answer had no UIDVALIDITY")
         }
-        return status
+        return IMAPMailboxStatus(uidValidity: validity, uidNext: values["UIDNEXT"], messages: values["MESSAGES"])
     }
 
     /// UIDs above `after`, ascending.
     public func uids(mailbox: String, after: Int64) async throws(MailTransportError) -> [Int64] {
-        let url = options.base + "/" + IMAPSyntax.urlPath(mailbox)
-        let command = "UID SEARCH UID \(after + 1):*"
-        let lines = try await run { () throws(MailTransportError) in try self.handle.perform(url: url, customRequest: command) }
-        return IMAPResponse.searchUIDs(lines).filter { $0 > after }.sorted()
+        try await select(mailbox)
+        let responses = try await command("UID SEARCH UID \(after + 1):*")
+        return Array(Set(IMAPResponses.searchUIDs(responses).filter { $0 > after })).sorted()
     }
 
-    /// The flags of one message, or nil when the UID no longer exists.
-    public func flags(mailbox: String, uid: Int64) async throws(MailTransportError) -> [String]? {
-        let url = options.base + "/" + IMAPSyntax.urlPath(mailbox)
-        let command = "UID FETCH \(uid) (FLAGS)"
-        let lines = try await run { () throws(MailTransportError) in try self.handle.perform(url: url, customRequest: command) }
-        return IMAPResponse.flags(lines, uid: uid)
-    }
-
-    /// The whole message. Fails with `isUIDValidityMismatch` when the mailbox's UIDVALIDITY
-    /// is no longer `uidValidity` (so a stale cursor can never fetch a different message).
-    public func fetch(mailbox: String, uidValidity: Int64, uid: Int64, maxBytes: Int) async throws(MailTransportError) -> [UInt8] {
-        let url = options.base + "/" + IMAPSyntax.urlPath(mailbox) + ";UIDVALIDITY=\(uidValidity);UID=\(uid)"
-        return try await run { () throws(MailTransportError) in try self.handle.perform(url: url, maxResponseBytes: maxBytes) }
+    /// One message, read without setting `\Seen`. Fails with `isUIDValidityMismatch` when
+    /// the mailbox's UIDVALIDITY is no longer `uidValidity` (a stale cursor never fetches a
+    /// different message).
+    public func fetch(mailbox: String, uidValidity: Int64, uid: Int64, maxBytes: Int) async throws(MailTransportError) -> IMAPFetchResult {
+        try await select(mailbox)
+        guard selected?.uidValidity == uidValidity else {
+            throw MailTransportError(curlCode: Int(CURLE_REMOTE_FILE_NOT_FOUND.rawValue), responseCode: 0,
+                                     reason: "the mailbox's UIDVALIDITY changed")
+        }
+        // The size first: a message over the limit is never transferred.
+        guard let sized = try await fetchItems(uid: uid, items: "RFC822.SIZE") else { return .expunged }
+        if let size = sized.size, size > Int64(maxBytes) { return .tooLarge(bytes: size) }
+        guard let fetched = try await fetchItems(uid: uid, items: "BODY.PEEK[]", maxLiteral: maxBytes) else { return .expunged }
+        guard let body = fetched.body else {
+            throw MailTransportError(curlCode: 0, responseCode: 0, reason: "the server's FETCH answer had no message body")
+        }
+        return .message(body)
     }
 
     /// Adds or removes `\Seen`.
     public func setSeen(mailbox: String, uid: Int64, _ seen: Bool) async throws(MailTransportError) {
-        let url = options.base + "/" + IMAPSyntax.urlPath(mailbox)
-        let command = "UID STORE \(uid) \(seen ? "+" : "-")FLAGS.SILENT (\\Seen)"
-        _ = try await run { () throws(MailTransportError) in try self.handle.perform(url: url, customRequest: command) }
+        try await select(mailbox)
+        _ = try await command("UID STORE \(uid) \(seen ? "+" : "-")FLAGS.SILENT (\\Seen)")
     }
 
     /// Moves a message to another folder (RFC 6851 `UID MOVE`).
     public func move(mailbox: String, uid: Int64, to folder: String) async throws(MailTransportError) {
-        let url = options.base + "/" + IMAPSyntax.urlPath(mailbox)
-        let command = "UID MOVE \(uid) \(IMAPSyntax.quoted(folder))"
-        _ = try await run { () throws(MailTransportError) in try self.handle.perform(url: url, customRequest: command) }
+        try await select(mailbox)
+        _ = try await command("UID MOVE \(uid) \(IMAPSyntax.quoted(folder))")
     }
 
-    private func run(_ body: @escaping @Sendable () throws(MailTransportError) -> [UInt8]) async throws(MailTransportError) -> [UInt8] {
-        try await onCurlQueue(body)
+    /// Ends the session politely. Errors are of no interest: the connection closes anyway.
+    public func logout() async {
+        guard opened else { return }
+        _ = try? await command("LOGOUT")
+        opened = false
     }
+
+    private func select(_ mailbox: String) async throws(MailTransportError) {
+        guard selected?.mailbox != mailbox else { return }
+        selected = nil
+        let responses = try await command("SELECT \(IMAPSyntax.quoted(mailbox))")
+        guard let validity = IMAPResponses.selectedUIDValidity(responses) else {
+            throw MailTransportError(curlCode: 0, responseCode: 0, reason: "the server's SELECT answer had no UIDVALIDITY")
+        }
+        selected = (mailbox, validity)
+    }
+
+    private func fetchItems(uid: Int64, items: String, maxLiteral: Int = 1 << 20) async throws(MailTransportError) -> (size: Int64?, body: [UInt8]?)? {
+        let responses = try await command("UID FETCH \(uid) (UID \(items))", maxLiteral: maxLiteral)
+        do {
+            return try IMAPResponses.fetched(responses, uid: uid)
+        } catch {
+            throw MailTransportError(curlCode: 0, responseCode: 0, reason: error.reason)
+        }
+    }
+
+    /// Sends one tagged command and collects the untagged responses up to its completion.
+    private func command(_ text: String, maxLiteral: Int = 1 << 20) async throws(MailTransportError) -> [IMAPServerResponse] {
+        let verb = text.split(separator: " ").prefix(text.hasPrefix("UID ") ? 2 : 1).joined(separator: " ")
+        return try await onCurlQueue { () throws(MailTransportError) -> [IMAPServerResponse] in
+            try self.exchange(text, verb: verb, maxLiteral: maxLiteral)
+        }
+    }
+
+    private func exchange(_ text: String, verb: String, maxLiteral: Int) throws(MailTransportError) -> [IMAPServerResponse] {
+        if !opened {
+            handle = CurlHandle(options)
+            try handle.openSession()
+            opened = true
+            reader = IMAPResponseReader(maxLineBytes: 16 << 20)
+        }
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(options.timeoutMilliseconds) * 1_000_000
+        let tag = "S\(nextTag)"
+        nextTag += 1
+        reader.maxLiteralBytes = maxLiteral
+        do throws(MailTransportError) {
+            try handle.send(Array("\(tag) \(text)\r\n".utf8), deadline: deadline)
+            var untagged: [IMAPServerResponse] = []
+            while true {
+                while let response = try readResponse() {
+                    if let status = response.completion(tag: tag) {
+                        guard status == "OK" else {
+                            throw MailTransportError(curlCode: 0, responseCode: 0, reason: "the server answered \(status) to \(verb)")
+                        }
+                        return untagged
+                    }
+                    if response.isUntagged && response.line.uppercased().hasPrefix("* BYE") && verb != "LOGOUT" {
+                        throw MailTransportError(curlCode: Int(CURLE_RECV_ERROR.rawValue), responseCode: 0,
+                                                 reason: "the server ended the session during \(verb)")
+                    }
+                    if response.isUntagged { untagged.append(response) }
+                }
+                reader.append(try handle.receive(deadline: deadline))
+            }
+        } catch {
+            // Whatever went wrong, the session's state is unknown: the next call starts afresh.
+            opened = false
+            selected = nil
+            throw error
+        }
+    }
+
+    private func readResponse() throws(MailTransportError) -> IMAPServerResponse? {
+        do {
+            return try reader.next()
+        } catch {
+            throw MailTransportError(curlCode: Int(CURLE_RECV_ERROR.rawValue), responseCode: 0, reason: error.reason)
+        }
+    }
+}
+
+/// What fetching one message found.
+public enum IMAPFetchResult: Sendable, Equatable {
+    case message([UInt8])
+    /// Over the caller's limit, by the server's RFC822.SIZE; not transferred.
+    case tooLarge(bytes: Int64)
+    /// Gone since the search (expunged by another client).
+    case expunged
 }
 
 public struct IMAPMailboxStatus: Sendable, Equatable {
     public var uidValidity: Int64
     public var uidNext: Int64?
     public var messages: Int64?
-}
-
-/// IMAP syntax for what we put in commands and URLs.
-enum IMAPSyntax {
-    /// A quoted string (RFC 3501): backslash and quote escaped; CR/LF never (mailbox names
-    /// come from our own configuration, and are refused with them).
-    static func quoted(_ value: String) -> String {
-        "\"" + value.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"") + "\""
-    }
-
-    /// A mailbox name as a URL path segment (RFC 5092): percent-encoded outside unreserved.
-    static func urlPath(_ mailbox: String) -> String {
-        var out = ""
-        for byte in mailbox.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let hex = Array("0123456789ABCDEF".unicodeScalars)
-                out += "%" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 15)])
-            }
-        }
-        return out
-    }
-}
-
-extension String {
-    func replacingAll(_ target: String, with replacement: String) -> String {
-        split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
-    }
-}
-
-/// Reading the untagged responses libcurl hands over for custom commands. Pure.
-public enum IMAPResponse {
-    static func lines(_ bytes: [UInt8]) -> [String] {
-        String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == "\r\n" || $0 == "\n" || $0 == "\r" }).map(String.init)
-    }
-
-    /// `* STATUS "INBOX" (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 1795941960)`
-    public static func status(_ bytes: [UInt8]) -> IMAPMailboxStatus? {
-        for line in lines(bytes) where line.uppercased().hasPrefix("* STATUS ") {
-            guard let open = line.lastIndex(of: "("), let close = line.lastIndex(of: ")"), open < close else { continue }
-            let items = line[line.index(after: open)..<close].split(separator: " ").map(String.init)
-            var values: [String: Int64] = [:]
-            var index = 0
-            while index + 1 < items.count {
-                if let value = Int64(items[index + 1]) { values[items[index].uppercased()] = value }
-                index += 2
-            }
-            guard let validity = values["UIDVALIDITY"], validity > 0 else { continue }
-            return IMAPMailboxStatus(uidValidity: validity, uidNext: values["UIDNEXT"], messages: values["MESSAGES"])
-        }
-        return nil
-    }
-
-    /// `* SEARCH 1 2 3` (possibly several lines).
-    public static func searchUIDs(_ bytes: [UInt8]) -> [Int64] {
-        lines(bytes).filter { $0.uppercased().hasPrefix("* SEARCH") }.flatMap { line in
-            line.dropFirst(8).split(separator: " ").compactMap { Int64($0) }
-        }
-    }
-
-    /// The FLAGS of the `* n FETCH (UID u FLAGS (...))` line for `uid`.
-    public static func flags(_ bytes: [UInt8], uid: Int64) -> [String]? {
-        for line in lines(bytes) {
-            let upper = line.uppercased()
-            guard upper.hasPrefix("* "), upper.contains(" FETCH "), upper.contains("UID \(uid) ") || upper.contains("UID \(uid))"),
-                  let flagsStart = upper.range(of: "FLAGS (") else { continue }
-            let rest = line[flagsStart.upperBound...]
-            guard let close = rest.firstIndex(of: ")") else { continue }
-            return rest[..<close].split(separator: " ").map(String.init)
-        }
-        return nil
-    }
 }

@@ -16,10 +16,9 @@ import SwitchboardStore
 /// A changed UIDVALIDITY restarts the mailbox from the beginning; the Message-ID dedupe
 /// keeps that from storing anything twice.
 ///
-/// libcurl fetches with `BODY[]`, which sets `\Seen` on the server as it reads: the flags
-/// are read first, and a message that was unread and could not be committed is made unread
-/// again. (A crash between the fetch and the commit leaves it read but uncommitted; the
-/// cursor still points before it, so it is fetched again on restart — never lost.)
+/// Messages are read with `BODY.PEEK[]`, which leaves `\Seen` alone: a message that could
+/// not be committed (store down, load shed, a crash between fetch and commit) stays exactly
+/// as unread as it was, and the cursor, still before it, fetches it again.
 ///
 /// On failure (server down, wrong password, store unavailable): logged with the mailbox
 /// and the curl error, counted in `switchboard_imap_polls_total{outcome="error"}`, and
@@ -50,7 +49,15 @@ struct IMAPPoller: Service, CustomStringConvertible {
                     // A fresh connection (and login) per mailbox and poll: a session kept open
                     // keeps its view of a selected mailbox, and a server-side UIDVALIDITY change
                     // or mailbox rebuild is only seen by a new session.
-                    let count = try await poll(client: IMAPClient(options), mailbox: mailbox, cursorKey: account + "/" + mailbox, logger: logger)
+                    let client = IMAPClient(options)
+                    let count: Int
+                    do {
+                        count = try await poll(client: client, mailbox: mailbox, cursorKey: account + "/" + mailbox, logger: logger)
+                        await client.logout()
+                    } catch {
+                        await client.logout()
+                        throw error
+                    }
                     metrics.imapPoll(outcome: "ok")
                     if count > 0 { logger.info("IMAP poll stored mail", metadata: ["messages": "\(count)"]) }
                 } catch let error as MailTransportError {
@@ -104,28 +111,23 @@ struct IMAPPoller: Service, CustomStringConvertible {
                     // Committed before a crash that came before the cursor moved.
                     try await markProcessed(client: client, mailbox: mailbox, uid: uid)
                 } else {
-                    guard let flags = try await client.flags(mailbox: mailbox, uid: uid) else {
-                        // Expunged since the search: nothing to read. The cursor moves past it
+                    let raw: [UInt8]
+                    switch try await client.fetch(mailbox: mailbox, uidValidity: cursor.uidValidity, uid: uid,
+                                                  maxBytes: email.maxMessageBytes) {
+                    case .message(let bytes):
+                        raw = bytes
+                        logger.debug("IMAP message fetched, not yet flagged", metadata: ["imap.uid": "\(uid)", "bytes": "\(bytes.count)"])
+                    case .expunged:
+                        // Gone since the search: nothing to read. The cursor moves past it
                         // (staying would search and skip it again forever).
                         cursor.lastUID = uid
                         try await store.setIMAPCursor(mailbox: cursorKey, cursor)
                         continue
-                    }
-                    let wasSeen = flags.contains { $0.caseInsensitiveCompare("\\Seen") == .orderedSame }
-                    let fetched: [UInt8]?
-                    do {
-                        fetched = try await client.fetch(mailbox: mailbox, uidValidity: cursor.uidValidity, uid: uid,
-                                                         maxBytes: email.maxMessageBytes)
-                    } catch {
-                        // CURLE_WRITE_ERROR (23): over email.max_message_bytes, refused like SMTP's 552.
-                        guard error.curlCode == 23 else { throw error }
-                        fetched = nil
-                    }
-                    guard let raw = fetched else {
+                    case .tooLarge(let bytes):
+                        // Refused like SMTP's 552; left unread in the mailbox for a person.
                         logger.warning("IMAP message over email.max_message_bytes; left in the mailbox, skipped",
-                                       metadata: ["imap.uid": "\(uid)"])
+                                       metadata: ["imap.uid": "\(uid)", "bytes": "\(bytes)"])
                         metrics.mailIn(source: "imap", outcome: "rejected")
-                        if !wasSeen { try? await client.setSeen(mailbox: mailbox, uid: uid, false) }
                         cursor.lastUID = uid
                         try await store.setIMAPCursor(mailbox: cursorKey, cursor)
                         continue
@@ -137,7 +139,7 @@ struct IMAPPoller: Service, CustomStringConvertible {
                             "conversation.id": "\(outcome.conversationID ?? "-")", "bytes": "\(raw.count)"])
                         if case .stored = outcome { stored += 1 }
                     } catch {
-                        if !wasSeen { try? await client.setSeen(mailbox: mailbox, uid: uid, false) }
+                        // Read with BODY.PEEK[]: the message is still unread on the server.
                         metrics.mailIn(source: "imap", outcome: "failed")
                         throw error
                     }
