@@ -33,6 +33,11 @@ deps:
 
 test-deps: deps
 	$(call install_missing,$(TEST_DEBS))
+	@# Postfix: the hospital MTA relaying to the listener in the tests, and smtp-source plus a
+	@# private instance for the SMTP benchmark. Preseeded to "No configuration" so the package
+	@# writes no /etc/postfix/main.cf and starts nothing.
+	@dpkg -s postfix >/dev/null 2>&1 || { echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postfix; }
 	$(call install_missing,$(BROWSER_DEBS),--no-install-recommends)
 	@$(MAKE) --no-print-directory $(VENV)/.installed
 
@@ -58,7 +63,8 @@ unit-test:
 integration-test:
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/$(BIN) $(VENV)/bin/pytest -q tests
 
-# libFuzzer on everything that reads strangers' bytes: the MIME parser and the SMTP session
+# libFuzzer on everything that reads strangers' bytes: the MIME parser, the SMTP session and
+# the IMAP response reader
 # (Fuzz/MailFuzz, seeded with the golden messages), and the webhook and chat decoders
 # (Fuzz/WireFuzz: portal JSON and its signature, Twilio/Kannel forms and signatures, chat
 # frames and tokens; seeded with its committed corpus, Fuzz/WireFuzz/Corpus).
@@ -84,11 +90,8 @@ fuzz:
 	    -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=.build/fuzz/artifacts/$$target- .build/fuzz/corpus/$$target $$seeds; \
 	done
 
-# Postfix for the SMTP benchmark (its smtp-source, and a private instance to compare with):
-# preseeded to "No configuration" so the package writes no /etc/postfix/main.cf and starts nothing.
+# The benchmarks need nothing beyond the tests' packages (Postfix's smtp-source included).
 bench-deps: test-deps
-	@dpkg -s postfix >/dev/null 2>&1 || { echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections; \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postfix; }
 
 bench: bench-deps
 	$(SWIFT) build -c release

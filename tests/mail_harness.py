@@ -645,6 +645,98 @@ def _chown_tree(path: Path, uid: int, gid: int) -> None:
             os.chown(os.path.join(root, n), uid, gid)
 
 
+class Postfix:
+    """A private Postfix instance (TESTBED.md 2b) on a free loopback port, relaying mail for
+    ``domain`` to ``relay_port`` on 127.0.0.1 — the organisation's MTA in front of Switchboard.
+    Retries deferred mail every few seconds (not Postfix's default minutes). Needs root (the
+    queue belongs to Postfix's own user) and the postfix package."""
+
+    def __init__(self, relay_port: int, domain: str = "clinic.example"):
+        self.dir = Path(tempfile.mkdtemp(prefix="sb-postfix-"))
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.relay_port = relay_port
+        self.domain = domain
+        self.etc = self.dir / "etc"
+        self.maillog = self.dir / "maillog"
+
+    def start(self) -> "Postfix":
+        for sub in ("etc", "queue", "data"):
+            (self.dir / sub).mkdir(exist_ok=True)
+        shutil.chown(self.dir / "data", "postfix")
+        (self.etc / "main.cf").write_text(f"""compatibility_level = 3.6
+queue_directory = {self.dir}/queue
+data_directory = {self.dir}/data
+maillog_file = {self.maillog}
+maillog_file_prefixes = {self.dir}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.hospital.example.test
+mydomain = hospital.example.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+local_recipient_maps =
+local_transport = error:5.1.1 local delivery disabled
+alias_maps =
+alias_database =
+mynetworks = 127.0.0.0/8
+relay_domains = {self.domain}
+relay_recipient_maps =
+relay_transport = relay:[127.0.0.1]:{self.relay_port}
+default_transport = error:5.7.1 only {self.domain} is relayed here
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions = permit_mynetworks, reject
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+smtp_host_lookup = native
+queue_run_delay = 2s
+minimal_backoff_time = 2s
+maximal_backoff_time = 4s
+maximal_queue_lifetime = 5m
+""")
+        (self.etc / "master.cf").write_text(f"""127.0.0.1:{self.port} inet n - n - - smtpd
+pickup     unix  n - n 60 1 pickup
+cleanup    unix  n - n -  0 cleanup
+qmgr       unix  n - n 300 1 qmgr
+rewrite    unix  - - n -  - trivial-rewrite
+bounce     unix  - - n -  0 bounce
+defer      unix  - - n -  0 bounce
+trace      unix  - - n -  0 bounce
+verify     unix  - - n -  1 verify
+flush      unix  n - n 1000? 0 flush
+proxymap   unix  - - n -  - proxymap
+showq      unix  n - n -  - showq
+error      unix  - - n -  - error
+retry      unix  - - n -  - error
+smtp       unix  - - n -  - smtp
+relay      unix  - - n -  - smtp
+anvil      unix  - - n -  1 anvil
+scache     unix  - - n -  1 scache
+postlog    unix-dgram n - n - 1 postlogd
+""")
+        r = subprocess.run(["script", "-qec", f"postfix -c {self.etc} start", "/dev/null"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"postfix did not start: {r.stdout[-2000:]} {r.stderr[-2000:]}"
+        wait_until(lambda: port_open(self.port), 15, 0.1, "postfix listening")
+        return self
+
+    def log(self) -> str:
+        return self.maillog.read_text(errors="replace") if self.maillog.exists() else ""
+
+    def queue_is_empty(self) -> bool:
+        r = subprocess.run(["postqueue", "-c", str(self.etc), "-j"], capture_output=True, text=True, timeout=30)
+        return r.returncode == 0 and not r.stdout.strip()
+
+    def send(self, mail: bytes, sender: str, recipients: list[str]) -> None:
+        with smtplib.SMTP("127.0.0.1", self.port, timeout=30) as c:
+            c.ehlo("patient-mua.example.net")
+            c.sendmail(sender, recipients, mail)
+
+    def close(self) -> None:
+        subprocess.run(["postfix", "-c", str(self.etc), "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Dovecot:
     """A private Dovecot (IMAP on ``imap_port`` with STARTTLS, IMAPS on ``imaps_port``) serving
     alice@example.test / alicepw from a Maildir owned by nobody:nogroup. Everything lives in ``dir``
