@@ -90,26 +90,7 @@ smtpd_tls_security_level = none
 smtp_host_lookup = native
 default_process_limit = 100
 CF
-cat > "$PF/etc/master.cf" <<CF
-127.0.0.1:$PF_PORT inet n - n - - smtpd
-pickup     unix  n - n 60 1 pickup
-cleanup    unix  n - n -  0 cleanup
-qmgr       unix  n - n 300 1 qmgr
-rewrite    unix  - - n -  - trivial-rewrite
-bounce     unix  - - n -  0 bounce
-defer      unix  - - n -  0 bounce
-trace      unix  - - n -  0 bounce
-verify     unix  - - n -  1 verify
-flush      unix  n - n 1000? 0 flush
-proxymap   unix  - - n -  - proxymap
-showq      unix  n - n -  - showq
-error      unix  - - n -  - error
-retry      unix  - - n -  - error
-discard    unix  - - n -  - discard
-anvil      unix  - - n -  1 anvil
-scache     unix  - - n -  1 scache
-postlog    unix-dgram n - n - 1 postlogd
-CF
+sed "s/__PORT__/$PF_PORT/" "$(cd "$(dirname "$0")/.." && pwd)/tests/postfix-master.cf" > "$PF/etc/master.cf"
 postfix -c "$PF/etc" start >/dev/null 2>&1 || { script -qec "postfix -c $PF/etc start" /dev/null; exit 1; }
 wait_port "$PF_PORT" || { echo "postfix did not listen"; cat "$PF/maillog" 2>/dev/null | tail; exit 1; }
 

@@ -695,26 +695,8 @@ minimal_backoff_time = 2s
 maximal_backoff_time = 4s
 maximal_queue_lifetime = 5m
 """)
-        (self.etc / "master.cf").write_text(f"""127.0.0.1:{self.port} inet n - n - - smtpd
-pickup     unix  n - n 60 1 pickup
-cleanup    unix  n - n -  0 cleanup
-qmgr       unix  n - n 300 1 qmgr
-rewrite    unix  - - n -  - trivial-rewrite
-bounce     unix  - - n -  0 bounce
-defer      unix  - - n -  0 bounce
-trace      unix  - - n -  0 bounce
-verify     unix  - - n -  1 verify
-flush      unix  n - n 1000? 0 flush
-proxymap   unix  - - n -  - proxymap
-showq      unix  n - n -  - showq
-error      unix  - - n -  - error
-retry      unix  - - n -  - error
-smtp       unix  - - n -  - smtp
-relay      unix  - - n -  - smtp
-anvil      unix  - - n -  1 anvil
-scache     unix  - - n -  1 scache
-postlog    unix-dgram n - n - 1 postlogd
-""")
+        template = (Path(__file__).parent / "postfix-master.cf").read_text()
+        (self.etc / "master.cf").write_text(template.replace("__PORT__", str(self.port)))
         r = subprocess.run(["script", "-qec", f"postfix -c {self.etc} start", "/dev/null"], capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, f"postfix did not start: {r.stdout[-2000:]} {r.stderr[-2000:]}"
         wait_until(lambda: port_open(self.port), 15, 0.1, "postfix listening")
