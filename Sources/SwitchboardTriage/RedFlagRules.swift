@@ -94,6 +94,13 @@ public struct RedFlagRule: Sendable {
             "hurt|hurting|cut|cutting|harm|harming|burn|burning ~ myself|herself|himself",
             "self harm",
             "use|using ~ on myself",
+            // Veiled: farewells and the arrangements of someone who means to die.
+            "after|once|when im gone|dead",
+            "after|once|when i am gone|dead",
+            "wont|cant ~ be ~ around|here ~ much|anymore|longer",
+            "giving|gave|give ~ away ~ my ~ things|stuff|belongings|possessions|guns|pets",
+            "say|said|saying ~ goodbye ~ everyone|all|you|family",
+            "no reason|point ~ to ~ go|living|continue",
         ], idioms: ["kill|killing ~ time|pain|bugs|germs", "take|taking ~ life ~ back|easy", "dying to"]),
         RedFlagRule("en.overdose", "overdose or swallowed medication or poison", [
             "overdos*",
@@ -105,7 +112,14 @@ public struct RedFlagRule: Sendable {
             "swallowed|ate|drank|chewed ~ pills|pill|tablets|meds|medication|medicine|bleach|detergent|pod|pods|poison|battery",
             "got into ~ pill|pills|pillbox|meds|medication|medicine|bleach|detergent|cleaner|poison",
             "poison*",
-        ], idioms: ["took|take ~ too much ~ time|long|money"]),
+            // Insulin given twice or in excess: hypoglycaemia within the hour.
+            "injected|took|gave|give|shot|did|used ~ insulin ~ twice|again|double|extra",
+            "too much ~ insulin",
+            "double|twice|extra ~ dose|doses|shot ~ insulin",
+            "insulin ~ by mistake|accident",
+            "accidentally|accidently|mistakenly ~ injected|took|gave|double* ~ insulin",
+        ], idioms: ["took|take ~ too much ~ time|long|money",
+                    "overdos* on netflix|tv|television|chocolate|candy|sugar|coffee|caffeine|shopping|work|news"]),
         RedFlagRule("en.anaphylaxis", "anaphylaxis: throat, tongue or lips swelling", [
             "throat ~ closing|swelling|swollen|tight|tightening|closed|closes",
             "tongue|lips|lip|mouth ~ swell*|swollen|puff*|big|huge",
@@ -126,7 +140,10 @@ public struct RedFlagRule: Sendable {
         RedFlagRule("en.headache", "sudden worst headache of one's life", ["worst headache", "thunderclap"]),
         RedFlagRule("en.infant", "an infant with a bulging soft spot or a high-pitched cry", ["soft spot ~ bulging|bulge|swollen", "high pitched ~ cry|crying|scream*"]),
         RedFlagRule("en.escalation", "someone says 911 or an ambulance is needed", ["call|calling|called|says ~ 911", "ambulance"],
-                    idioms: ["911 or|vs", "number|ever|if"]),
+                    idioms: ["911 or|vs", "number|ever|if",
+                             // The bill for a past ride is billing, not an emergency now.
+                             "ambulance ~ bill|bills|billed|ride|transport|company|charge|charges|claim|invoice|statement",
+                             "bill|billed|charged|charge|owe|paid|pay|invoice ~ ambulance"]),
         RedFlagRule("en.meningitis", "fever with a stiff neck", ["stiff neck", "neck ~ stiff"],
                     requiresAnyWord: ["fever", "temp", "temperature", "fiebre"]),
         // Spanish (accent-folded)
@@ -175,6 +192,11 @@ public struct RedFlagRule: Sendable {
             "cartas ~ hijos|familia|esposo|esposa",
             "terminar|acabar|termino|acabo con todo",
             "compre ~ veneno|soga|pistola",
+            "cuando|despues ~ ya no ~ este|estar",
+            "despues|cuando ~ me muera|vaya|falte",
+            "regalando|regale|regalar ~ mis ~ cosas|pertenencias",
+            "despedirme|despedi ~ todos|familia",
+            "no tiene sentido ~ vivir|seguir",
         ], idioms: ["muero de ganas|hambre|risa|sueno|frio|calor|curiosidad|verguenza"]),
         RedFlagRule("es.overdose", "sobredosis o ingestión de medicamentos o veneno", [
             "sobredosis",
@@ -183,13 +205,18 @@ public struct RedFlagRule: Sendable {
             "proposito",
             "veneno para ratas",
             "intoxica*|envenen*",
+            "puse|inyecte|inyecto|puso|pusieron ~ insulina ~ dos veces",
+            "puse|inyecte|inyecto|puso|pusieron ~ insulina ~ doble|otra vez",
+            "puse|inyecte|inyecto|puso|pusieron ~ insulina ~ de mas",
+            "demasiada|doble ~ insulina",
         ]),
         RedFlagRule("es.anaphylaxis", "anafilaxia: garganta, lengua o labios hinchados", [
             "garganta ~ cierra|cerrando|cerro|hinch*|inflam*",
             "cierra|cerrando|cerro|hinch*|inflam* ~ garganta",
             "lengua|labios ~ hinch*|inflam*",
             "anafila*",
-            "epipen",
+            // Used, not prescribed: an EpiPen to be refilled is not a reaction now.
+            "use|usar|usamos|use|puse|pusimos|puso|inyecte|inyectamos|inyecto ~ epipen|epinefrina|adrenalina",
         ]),
         RedFlagRule("es.unresponsive", "inconsciente, desmayado o no responde", [
             "desmay*",
@@ -203,7 +230,9 @@ public struct RedFlagRule: Sendable {
         ], idioms: ["para ~ convulsiones", "medicina|pastillas|medicamento ~ convulsiones"]),
         RedFlagRule("es.headache", "el peor dolor de cabeza de su vida", ["peor dolor ~ cabeza"]),
         RedFlagRule("es.escalation", "se pide el 911 o una ambulancia", ["llamar|llamo|llame|llamamos ~ 911", "ambulancia"],
-                    idioms: ["911 o", "numero|si alguien"]),
+                    idioms: ["911 o", "numero|si alguien",
+                             "cobro|cobraron|factura|cuenta|bil|bill|pagar|pague|debo ~ ambulancia",
+                             "ambulancia ~ cobro|factura|cuenta|traslado|compania"]),
         RedFlagRule("es.meningitis", "fiebre con cuello rígido", ["cuello ~ rigido|tieso|duro"],
                     requiresAnyWord: ["fiebre", "temperatura", "fever"]),
     ]
@@ -220,6 +249,7 @@ public struct RedFlagRule: Sendable {
         "clinic", "follow", "followup", "rehab", "unit", "department", "plan", "prevention", "training", "kit", "kits",
         "line", "hotline", "class", "screening", "support", "group", "program", "awareness", "risk", "specialist",
         "referral", "prescription", "rx", "refill", "expired", "education", "clinica", "unidad", "seguimiento",
+        "action", "survivors", "survivor", "admission", "hospitalization", "prevencion", "sobrevivientes",
     ]
 
     /// Jokes are not emergencies ("my wallet is having a stroke lol").
@@ -230,6 +260,10 @@ public struct RedFlagRule: Sendable {
         "last year|yr|month|summer|winter|spring|fall|week|wk", "years|yrs|months|mos|weeks|wks ago", "history of", "back in",
         "in 19*|20*", "previous|prior", "when i was", "thought i|he|she|it ~ was|had",
         "ano|mes pasado", "hace ~ anos|meses|semanas", "antecedente*", "en 19*|20*",
+        // A month named as when it happened: "his seizure in November", "en diciembre".
+        "in|en|since|desde|last|el ~ january|february|march|april|june|july|august|september|october|november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec",
+        "in|en|since|desde|el ~ enero|febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre",
+        "recovering|recovers|recovered|recovery ~ from", "discharged|discharge", "salio ~ hospital", "se recupero|recuperando",
     ].map(Pattern.init)
 
     /// Clause markers of a question about warning signs, not a report of them.
@@ -237,6 +271,9 @@ public struct RedFlagRule: Sendable {
         "signs|symptoms|warning|sign|symptom of", "what is|are|does", "how do|can ~ know|tell", "is it normal",
         "if someone|somebody|anyone|ever", "number for", "do you do|offer|have", "whats|what the",
         "si alguien", "solo pa|para saber",
+        // Hypotheticals: "naloxone at home in case of an overdose", "por si le da una reacción".
+        "in case", "in the event", "en caso", "por si",
+        "recognize|recognise|recognizing|recognising|spot|spotting|reconocer", "watch|look out for",
         "sintomas|senales|signos|sintoma de", "que es|son", "cuales son", "como ~ saber",
     ].map(Pattern.init)
 

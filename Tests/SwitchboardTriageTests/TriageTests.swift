@@ -36,6 +36,14 @@ import Testing
         ("se me está cerrando la garganta", "es.anaphylaxis"),
         ("mi esposo se desmayó y no responde", "es.unresponsive"),
         ("el niño está convulsionando", "es.seizure"),
+        ("I gave my dad his insulin twice by accident, he had already had his shot", "en.overdose"),
+        ("accidentally injected insulin before lunch and again after, 40 units", "en.overdose"),
+        ("le puse la insulina dos veces a mi mamá", "es.overdose"),
+        ("we had to use her EpiPen, her lips are still puffy", "en.anaphylaxis"),
+        ("le pusimos el epipen y sigue con ronchas", "es.anaphylaxis"),
+        ("I'm giving away my things, I won't be around much longer", "en.suicide"),
+        ("please make sure my son gets my records after I'm gone, I've decided", "en.suicide"),
+        ("ya estoy regalando mis cosas, cuando ya no esté que mi hija tenga todo", "es.suicide"),
     ])
     func fires(text: String, rule: String) {
         #expect(fired(text).contains(rule), "expected \(rule) for: \(text)")
@@ -58,6 +66,13 @@ import Testing
         "¿cuáles son los síntomas de un derrame?",
         "necesito mi medicina para las convulsiones",
         "sin dificultad para respirar, solo congestión",
+        "my son's EpiPen expired, can you send a new one to the pharmacy before camp?",
+        "EpiPen needed for school tomorrow",
+        "do you give out naloxone in case of an overdose?",
+        "keep an epipen at home in case of a reaction",
+        "¿me dan naloxona por si hay una sobredosis?",
+        "how much insulin should I take before dinner?",
+        "need a refill on my insulin pens",
     ])
     func staysQuiet(text: String) {
         #expect(fired(text).isEmpty, "unexpected red flag \(fired(text)) for: \(text)")
