@@ -118,6 +118,9 @@ def test_a_full_write_queue_is_refused_at_once_and_the_daemon_recovers(make_daem
     assert metric(d, "switchboard_inbound_shed_total", 'channel="portal"') == len(refused)
     assert metric(d, "switchboard_inbound_shed_total", 'channel="email"') == 1
     assert metric(d, "switchboard_inbound_shed_total", 'channel="chat"') == 1
+    # The 451 4.3.2 is counted as shedding, not as a store failure.
+    assert metric(d, "switchboard_smtp_refusals_total", 'reason="overloaded"') == 1
+    assert metric(d, "switchboard_smtp_refusals_total", 'reason="store_unavailable"') == 0
     log = d.log_text()
     assert "inbound messages refused: the store's write queue is full" in log
     assert "overload test note" not in log and "patient.overload" not in log and "overload chat body" not in log

@@ -368,7 +368,8 @@ final class SMTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case "550": reason = "relay_denied"
         case "552": reason = "too_large"
         case "421": reason = "closing"
-        case "451": reason = "store_unavailable"
+        // 4.3.2 is load shedding (the write queue full), counted apart from a store failure.
+        case "451": reason = bytes.starts(with: Array("451 4.3.2".utf8)) ? "overloaded" : "store_unavailable"
         case "535", "538", "530": reason = "auth"
         case "500", "501", "502", "503", "504", "555", "553": reason = "protocol"
         default: reason = "other"
