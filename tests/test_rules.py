@@ -108,3 +108,29 @@ def test_talk_to_a_person_is_tagged_for_handover_without_bot_reply(make_daemon, 
     wait_until(lambda: "handover" in api.get(f"/conversations/{cid}").json()["tags"], 30, 0.2, "handover tag")
     time.sleep(0.5)
     assert len([x for x in receiver.accepted() if x.json and x.json.get("thread_id") == "T-HO"]) == 1
+
+
+def test_after_hours_auto_reply_names_the_next_opening(make_daemon, receiver, tmp_path):
+    """Open one hour a week, on a day three days from now (UTC): now is after hours, and the
+    auto-reply names that day and time, and the conversation is tagged."""
+    import datetime
+    day = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=3)
+    key = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][day.weekday()]
+    rules = f"""
+business_hours:
+  timezone: UTC
+  {key}: "09:00-10:00"
+rules:
+  - name: after-hours notice
+    when: {{after_hours: true, urgency: [routine, urgent]}}
+    then: {{auto_reply: "We are closed; we reopen {{next_opening}}.", tag: after_hours}}
+"""
+    d, _, api = _start(make_daemon, receiver, tmp_path, rules)
+    r = d.webhook(h.portal_event(thread_id="T-AH", text="Can I move my physio appointment to next week?"))
+    assert r.status_code == 202
+    conversation = _triaged(api, r.json()["conversation_id"])
+    assert conversation["tags"] == ["after_hours"]
+    expected = f"We are closed; we reopen {day.strftime('%A')} 09:00."
+    got = wait_until(lambda: [x for x in receiver.accepted() if x.json and x.json.get("thread_id") == "T-AH"],
+                     30, 0.1, "the after-hours reply at the portal")
+    assert got[0].json["message"]["text"] == expected
