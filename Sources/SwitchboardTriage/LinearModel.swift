@@ -100,7 +100,8 @@ struct LinearModel<Label: Hashable & Sendable>: Sendable {
             let push = (weights[row * width + k] - mean) * value
             return push > 0 ? (feature, push) : nil
         }
-        .sorted { $0.1 > $1.1 }
+        // Ties broken by name: the same message always shows the same evidence.
+        .sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }
         .prefix(limit)
         .map { $0.0 }
     }

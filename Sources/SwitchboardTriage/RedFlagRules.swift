@@ -324,6 +324,11 @@ struct Pattern: Sendable {
         return found
     }
 
+    /// The end index (exclusive) of a match starting at `start`, if the pattern matches there.
+    func match(_ tokens: [String], at start: Int) -> Int? {
+        match(tokens, slot: 0, at: start)
+    }
+
     private func match(_ tokens: [String], slot: Int, at position: Int) -> Int? {
         if slot == slots.count { return position }
         switch slots[slot] {
@@ -354,26 +359,84 @@ extension RedFlagRule {
     /// Evaluates every rule over the clauses of a folded message.
     static func evaluate(clauses: [[String]]) -> (fired: [RedFlagMatch], setAside: [RedFlagMatch]) {
         let allWords = Set(clauses.joined())
-        var fired: [RedFlagMatch] = []
-        var setAside: [RedFlagMatch] = []
-        for rule in all {
-            if !rule.requiresAnyWord.isEmpty && allWords.isDisjoint(with: rule.requiresAnyWord) { continue }
-            var ruleFired = false
-            for clause in clauses {
-                for pattern in rule.phrases {
-                    for (start, end) in pattern.matches(clause) {
-                        let phrase = clause[start..<end].joined(separator: " ")
-                        if let reason = setAsideReason(rule: rule, clause: clause, start: start, end: end) {
-                            setAside.append(RedFlagMatch(rule: rule.id, phrase: phrase, setAsideBecause: reason))
-                        } else if !ruleFired {
-                            fired.append(RedFlagMatch(rule: rule.id, phrase: phrase, setAsideBecause: nil))
-                            ruleFired = true
-                        }
+        // Where each pattern matches, found through the index of first words: only the
+        // patterns whose first word is the token at hand are tried there.
+        var found: [[Candidate]] = Array(repeating: [], count: all.count)
+        for (clauseIndex, clause) in clauses.enumerated() {
+            for (start, token) in clause.enumerated() {
+                for entry in FirstWordIndex.shared.entries(for: token) {
+                    if let end = all[entry.rule].phrases[entry.pattern].match(clause, at: start) {
+                        found[entry.rule].append(Candidate(clause: clauseIndex, pattern: entry.pattern, start: start, end: end))
                     }
                 }
             }
         }
+        var fired: [RedFlagMatch] = []
+        var setAside: [RedFlagMatch] = []
+        for (ruleIndex, rule) in all.enumerated() where !found[ruleIndex].isEmpty {
+            if !rule.requiresAnyWord.isEmpty && allWords.isDisjoint(with: rule.requiresAnyWord) { continue }
+            // The order a rule-by-rule scan would give: clause, then pattern, then position.
+            let candidates = found[ruleIndex].sorted { ($0.clause, $0.pattern, $0.start) < ($1.clause, $1.pattern, $1.start) }
+            var ruleFired = false
+            for candidate in candidates {
+                let clause = clauses[candidate.clause]
+                let phrase = clause[candidate.start..<candidate.end].joined(separator: " ")
+                if let reason = setAsideReason(rule: rule, clause: clause, start: candidate.start, end: candidate.end) {
+                    setAside.append(RedFlagMatch(rule: rule.id, phrase: phrase, setAsideBecause: reason))
+                } else if !ruleFired {
+                    fired.append(RedFlagMatch(rule: rule.id, phrase: phrase, setAsideBecause: nil))
+                    ruleFired = true
+                }
+            }
+        }
         return (fired, setAside)
+    }
+
+    private struct Candidate {
+        var clause: Int
+        var pattern: Int
+        var start: Int
+        var end: Int
+    }
+
+    /// Every rule's patterns by their first word: exact words in a dictionary, prefixes
+    /// (`suicid*`) in a short list. Built once; the rules are constants.
+    struct FirstWordIndex: Sendable {
+        struct Entry: Sendable, Equatable {
+            var rule: Int
+            var pattern: Int
+        }
+
+        static let shared = FirstWordIndex(rules: RedFlagRule.all)
+
+        private var exact: [String: [Entry]] = [:]
+        private var prefixes: [(prefix: String, entry: Entry)] = []
+        /// Patterns that begin with a gap match anywhere: always tried.
+        private var anywhere: [Entry] = []
+
+        init(rules: [RedFlagRule]) {
+            for (ruleIndex, rule) in rules.enumerated() {
+                for (patternIndex, pattern) in rule.phrases.enumerated() {
+                    let entry = Entry(rule: ruleIndex, pattern: patternIndex)
+                    switch pattern.slots.first {
+                    case .words(let words, let firstPrefixes):
+                        for word in words { exact[word, default: []].append(entry) }
+                        for prefix in firstPrefixes { prefixes.append((prefix, entry)) }
+                    case .gap, nil:
+                        anywhere.append(entry)
+                    }
+                }
+            }
+        }
+
+        func entries(for token: String) -> [Entry] {
+            var result = exact[token] ?? []
+            for (prefix, entry) in prefixes where token.hasPrefix(prefix) {
+                guard (prefix != "19" && prefix != "20") || RedFlagRule.isYearLike(token), !result.contains(entry) else { continue }
+                result.append(entry)
+            }
+            return result + anywhere
+        }
     }
 
     private static func setAsideReason(rule: RedFlagRule, clause: [String], start: Int, end: Int) -> String? {
