@@ -138,6 +138,14 @@ print(f"COMPARE kind={kind} ingest_req_per_s={ingest:.0f} hello_req_per_s={hello
 PYEOF
 fi
 
+# Triage must keep up with ingest, or emergencies wait behind the backlog: how many stored
+# messages were still untriaged when the load stopped.
+curl -fsS --max-time 5 "http://127.0.0.1:$PORT/metrics" 2>/dev/null | $PY -c '
+import re, sys
+text = sys.stdin.read()
+total = lambda name: sum(float(v) for v in re.findall(r"^" + name + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
+stored, triaged = total("switchboard_messages_in_total"), total("switchboard_triage_total")
+print(f"TRIAGE-LAG stored={stored:.0f} triaged={triaged:.0f} untriaged_at_end={stored - triaged:.0f}")' || true
 echo "--- daemon after the run:" >&2
 curl -fsS --max-time 5 "http://127.0.0.1:$PORT/metrics" 2>/dev/null \
   | grep -Ei '^(switchboard_)?[a-z_]*(portal|webhook|message|ingest|store_commits|store_writes)[a-z_]*(\{[^}]*\})? ' | head -20 || true
