@@ -588,8 +588,8 @@ class ServerThread:
 
 class Receiver(ServerThread):
     """Records outbound portal webhooks. ``behavior(rec, previous_attempts_for_same_message)``
-    returns the status to answer, or ``(status, delay_seconds)``, or ``(status, delay, body_bytes)``;
-    default 200.
+    returns the status to answer, or ``(status, delay_seconds)``, or ``(status, delay, body_bytes)``,
+    or ``(status, delay, body_bytes, extra_headers)``; default 200.
 
     ``reserve()`` holds the port with a bound, non-listening socket so connections are refused
     (the receiver is "down") until ``start()``."""
@@ -649,6 +649,7 @@ class Receiver(ServerThread):
                     delay = decision[1] if len(decision) > 1 else 0
                     payload = decision[2] if len(decision) > 2 else (
                         b'{"ok":true}' if 200 <= status < 300 else b'{"ok":false}')
+                    extra_headers = decision[3] if len(decision) > 3 else {}
                     rec.status = status
                     receiver.records.append(rec)
                 if delay:
@@ -657,6 +658,8 @@ class Receiver(ServerThread):
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
+                    for name, value in extra_headers.items():
+                        self.send_header(name, value)
                     self.send_header("Connection", "close")
                     self.end_headers()
                     self.wfile.write(payload)

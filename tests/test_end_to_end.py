@@ -244,6 +244,25 @@ def test_per_conversation_order_under_failures(daemon, receiver):
     assert_once_each_in_order(receiver, mids)
 
 
+def test_redirect_is_not_followed(make_daemon, receiver):
+    """A reply carries patient data: it goes only to the configured URL. A 307 pointing
+    elsewhere is a refusal, never a second POST to the other host."""
+    elsewhere = h.Receiver().start()
+    try:
+        d = make_daemon(outbound_url=receiver.url)
+        api = d.api(d.add_agent(role="admin"))
+        conv = open_conversation(d)
+        receiver.behavior = lambda rec, prior: (307, 0, b"", {"Location": elsewhere.url})
+        mid = api.reply(conv["conversation_id"], "for the configured portal only")
+        m = api.wait_delivery(conv["conversation_id"], mid, "failed", timeout=20)
+        assert "307" in (m.get("failure_reason") or ""), m
+        time.sleep(0.5)
+        assert elsewhere.snapshot() == [], "the reply followed the redirect to another URL"
+        assert len(receiver.for_message(mid)) == 1
+    finally:
+        elsewhere.close()
+
+
 @pytest.mark.slow
 def test_dead_letter_after_horizon(make_daemon, receiver):
     d = make_daemon(outbound_url=receiver.url, overrides={"outbox": {"horizon_seconds": 2}})

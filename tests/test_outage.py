@@ -64,8 +64,8 @@ def test_every_egress_down_then_back_delivers_each_reply_once_in_order(make_daem
             text = f"Reply {n + 1} on {channel} {uuid.uuid4().hex[:6]}"
             replies[channel].append((api.reply(cid, text), text))
 
-    # Each egress fails and says so (an HTTP attempt to a refusing peer lasts its time-out:
-    # portal 2 s, Twilio 3 s here); then the outage goes on a little longer.
+    # Each egress fails and says so (an HTTP attempt to a refusing peer fails at once; the
+    # outbox's backoff paces the next); then the outage goes on a little longer.
     started = time.monotonic()
     h.wait_until(lambda: all(out_total(d, channel, "retry") > 0 for channel in replies), 15, 0.2,
                  what="a retry on every channel")

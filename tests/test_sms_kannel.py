@@ -30,7 +30,7 @@ def kenv(make_daemon, make_kannel, request):
 
     def build(kannel: dict | None = None, sms_cfg: dict | None = None, twilio_api: str | None = None,
               twilio: dict | None = None, connect: bool = True, twilio_inbound: bool = False,
-              log_level: str | None = None):
+              log_level: str | None = None, outbox: dict | None = None):
         port = h.free_port()
         k = make_kannel(port)
         o = sms.sms_overrides(kannel_sendsms=k.sendsms_url, kannel_public=f"http://127.0.0.1:{port}",
@@ -39,6 +39,8 @@ def kenv(make_daemon, make_kannel, request):
                               twilio=twilio, twilio_inbound=twilio_inbound)
         if log_level:
             o["log"] = {"level": log_level, "format": "logfmt"}
+        if outbox:
+            o["outbox"] = outbox
         d = make_daemon(overrides=o, port=port)
         smsc = k.connect_smsc() if connect else None
         if smsc:
@@ -178,6 +180,45 @@ def test_reply_queued_while_smsc_down_is_sent_when_link_up(kenv):
         wait_msg(env.api, cid, mid, "delivered")
     finally:
         smsc.close()
+
+
+def test_kannel_down_then_back_delivers_each_reply_once_in_order(kenv):
+    """Kannel itself away (bearerbox and smsbox stopped: sendsms refuses connections) while an
+    agent answers three times: the outbox retries, visibly and bounded; once Kannel is back,
+    the three reach the SMSC exactly once each, in the order written, and none is dead-lettered."""
+    env = kenv(outbox={"initial_backoff_ms": 100, "max_backoff_ms": 500})
+    phone, det = mo(env, "are you there?")
+    cid = det["conversation"]["id"]
+    env.smsc.close()
+    env.k.stop()
+    texts = [f"answer {i} while the gateway is away" for i in range(1, 4)]
+    mids = [env.api.reply(cid, t) for t in texts]
+
+    def retries() -> float:
+        for line in requests.get(env.d.url + "/metrics", timeout=5).text.splitlines():
+            if line.startswith("switchboard_messages_out_total{") and 'channel="sms"' in line and 'outcome="retry"' in line:
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    wait_until(lambda: retries() >= 2, 20, 0.2, "SMS retries while Kannel is down")
+    time.sleep(2)
+    bounded = retries()
+    # One attempt at a time per conversation, backoff doubling to 500 ms: a few a second at most.
+    assert bounded < 40, f"{bounded} retries in a few seconds: a hot loop"
+    env.k.start()
+    smsc = env.k.connect_smsc()
+    try:
+        got = [smsc.recv_mt(timeout=30)[2] for _ in texts]
+        assert got == texts
+        for mid in mids:
+            wait_msg(env.api, cid, mid, "delivered", timeout=30)
+        time.sleep(1.5)
+        assert smsc.drain() == [], "a reply reached the SMSC twice"
+    finally:
+        smsc.close()
+    outbound = [m for m in env.api.conversation(cid)["messages"] if m["direction"] == "outbound"]
+    # None failed (a dead letter would be "failed").
+    assert [m["delivery_status"] for m in outbound] == ["delivered"] * 3, outbound
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ public struct OutboxService: Service, CustomStringConvertible {
     let httpClient: HTTPClient
 
     public init(store: SwitchboardStore, configuration: SwitchboardConfiguration, wake: WakeSignal,
-                metrics: SwitchboardMetrics, logger: Logger, httpClient: HTTPClient = .shared) {
+                metrics: SwitchboardMetrics, logger: Logger, httpClient: HTTPClient = .switchboardEgress) {
         self.store = store
         self.configuration = configuration
         self.wake = wake
@@ -256,4 +256,26 @@ final class InFlightConversations: Sendable {
     var snapshot: Set<String> { ids.withLock { $0 } }
     func insert(_ id: String) { ids.withLock { _ = $0.insert(id) } }
     func remove(_ id: String) { ids.withLock { _ = $0.remove(id) } }
+}
+
+extension HTTPClient {
+    /// The client every HTTP reply goes out through (portal, Twilio, Kannel). Two settings
+    /// differ from `HTTPClient.shared`:
+    ///
+    /// - A connection that cannot be made fails the attempt at once, instead of being retried
+    ///   until the request's deadline; the outbox's backoff paces the next attempt. With the
+    ///   default, an attempt that finally connected near its deadline (the peer coming back
+    ///   from an outage) timed out while the peer was still answering, and the retry sent the
+    ///   reply a second time: seen with Kannel restarting, one SMS reached the patient twice.
+    ///   Now an attempt that connects has its whole time-out for the answer.
+    /// - Redirects are not followed: a reply carrying patient data goes only to the URL the
+    ///   operator configured; a 3xx is reported as a refusal.
+    ///
+    /// A process-wide constant, like `.shared`: it lives as long as the daemon.
+    public static let switchboardEgress: HTTPClient = {
+        var configuration = HTTPClient.Configuration.singletonConfiguration
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
 }
