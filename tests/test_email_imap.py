@@ -283,3 +283,19 @@ def test_imap_message_stays_unread_until_committed_even_across_a_crash(make_dove
     wait_until(lambda: seen(dv.flags(1)), 10, 0.2, "\\Seen after the commit")
     time.sleep(2.5)  # more polls: nothing is stored twice
     assert [m["text"] for m in all_inbound_email(env.api)] == ["fetched while the store is held, then the daemon dies"]
+
+
+def test_imap_message_over_the_size_limit_is_skipped_untouched(make_dovecot, mail_daemon):
+    """A message over email.max_message_bytes is sized first (RFC822.SIZE) and never fetched:
+    not stored, left unread in the mailbox, counted as rejected; the next message is stored."""
+    dv = make_dovecot()
+    env = mail_daemon(dovecot=dv, max_message_bytes=65536)
+    big_addr, _ = deliver(dv, "big attachment follows\n" + ("x" * 76 + "\n") * 1200)  # ~93 KB
+    small_addr, _ = deliver(dv, "a normal message after the big one")
+    det = wait_email_conversation(env.api, small_addr, timeout=15)
+    assert inbound_texts(det) == ["a normal message after the big one"]
+    assert find_email_conversations(env.api, big_addr) == []
+    wait_until(lambda: seen(dv.flags(2)), 10, 0.2, "the small message flagged \\Seen")
+    assert not seen(dv.flags(1)), "the oversized message was marked read"
+    assert metric_value(env.d, "switchboard_mail_in_total", {"source": "imap", "outcome": "rejected"}) == 1
+    assert "imap.uid=1" in env.d.log_text() and "over email.max_message_bytes" in env.d.log_text()
