@@ -43,7 +43,7 @@ let package = Package(
         // Triage: intent, urgency and language of each message; trained from the shipped corpus.
         // Optimised even in debug builds: the daemon trains it at start, and unoptimised
         // string handling made that take seconds per start (and the black-box suite minutes).
-        .target(name: "SwitchboardTriage", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
+        .target(name: "SwitchboardTriage", dependencies: ["SwitchboardCore"], swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // The web chat's wire protocol (frames, visitor tokens, identity hashes, rate
         // limits), free of I/O.
         .target(name: "SwitchboardChat", dependencies: ["SwitchboardCore", .product(name: "Crypto", package: "swift-crypto")]),

@@ -340,7 +340,7 @@ public enum ChatServerFrame: Sendable, Equatable {
         case .pong:
             object = ["type": "pong"]
         }
-        return JSONValue.object(object).text
+        return JSONValue.object(object).text(keyOrder: .typeFirst, escapingHTML: true)
     }
 
     private static func availabilityObject(_ availability: Availability) -> [String: JSONValue] {
@@ -350,51 +350,3 @@ public enum ChatServerFrame: Sendable, Equatable {
     }
 }
 
-/// A minimal JSON writer with a fixed key order, so frames are byte-for-byte predictable.
-enum JSONValue: Equatable, ExpressibleByStringLiteral {
-    case string(String)
-    case int(Int64)
-    case bool(Bool)
-    case array([JSONValue])
-    case object([String: JSONValue])
-    case null
-
-    init(stringLiteral value: String) { self = .string(value) }
-
-    var text: String {
-        var out = ""
-        write(into: &out)
-        return out
-    }
-
-    private func write(into out: inout String) {
-        switch self {
-        case .string(let value): Self.quote(value, into: &out)
-        case .int(let value): out += String(value)
-        case .bool(let value): out += value ? "true" : "false"
-        case .null: out += "null"
-        case .array(let values):
-            out += "["
-            for (index, value) in values.enumerated() {
-                if index > 0 { out += "," }
-                value.write(into: &out)
-            }
-            out += "]"
-        case .object(let members):
-            out += "{"
-            // "type" first, then the rest sorted: readable in a browser's frame inspector.
-            let keys = members.keys.sorted { ($0 == "type" ? 0 : 1, $0) < ($1 == "type" ? 0 : 1, $1) }
-            for (index, key) in keys.enumerated() {
-                if index > 0 { out += "," }
-                Self.quote(key, into: &out)
-                out += ":"
-                members[key]!.write(into: &out)
-            }
-            out += "}"
-        }
-    }
-
-    static func quote(_ value: String, into out: inout String) {
-        out += JSONText.quote(value, escapingHTML: true)
-    }
-}

@@ -150,9 +150,6 @@ public struct TriageService: Service, CustomStringConvertible {
     /// Confidences, rules and terms, as stored with the message (the store holds PHI; logs
     /// never get this).
     static func evidenceJSON(_ result: TriageResult) -> String {
-        var object = result.evidenceObject
-        object["confidence"] = result.confidenceObject
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        result.storedEvidenceJSON.text
     }
 }

@@ -10,6 +10,8 @@
 //
 // Trusts: nothing; any text is classified. Never logs, never throws on input.
 
+import SwitchboardCore
+
 /// The ten things patients write about.
 public enum TriageIntent: String, Sendable, CaseIterable, Codable {
     case appointmentNew = "appointment_new"
@@ -53,25 +55,37 @@ public struct TriageResult: Sendable, Equatable {
 }
 
 extension TriageResult {
-    /// The labels, confidences and evidence as JSON-ready values (the command line's output).
-    public var jsonObject: [String: Any] {
-        ["intent": intent.rawValue, "urgency": urgency.rawValue, "language": language.rawValue,
-         "confidence": confidenceObject, "evidence": evidenceObject]
+    /// The labels, confidences and evidence (the command line's output).
+    public var json: JSONValue {
+        .object(["intent": .string(intent.rawValue), "urgency": .string(urgency.rawValue), "language": .string(language.rawValue),
+                 "confidence": confidenceJSON, "evidence": evidenceJSON])
+    }
+
+    /// What the store keeps with the message: the evidence with the confidences beside it.
+    public var storedEvidenceJSON: JSONValue {
+        guard case .object(var members) = evidenceJSON else { return evidenceJSON }
+        members["confidence"] = confidenceJSON
+        return .object(members)
     }
 
     /// Each label set's probabilities, rounded to three places.
-    public var confidenceObject: [String: Any] {
-        func rounded<L: RawRepresentable>(_ values: [L: Double]) -> [String: Double] where L.RawValue == String {
-            Dictionary(uniqueKeysWithValues: values.map { ($0.key.rawValue, ($0.value * 1000).rounded() / 1000) })
+    public var confidenceJSON: JSONValue {
+        func rounded<L: RawRepresentable>(_ values: [L: Double]) -> JSONValue where L.RawValue == String {
+            .object(Dictionary(uniqueKeysWithValues: values.map { ($0.key.rawValue, .number(($0.value * 1000).rounded() / 1000)) }))
         }
-        return ["intent": rounded(intentConfidence), "urgency": rounded(urgencyConfidence),
-                "language": (languageConfidence * 1000).rounded() / 1000]
+        return .object(["intent": rounded(intentConfidence), "urgency": rounded(urgencyConfidence),
+                        "language": .number((languageConfidence * 1000).rounded() / 1000)])
     }
 
     /// Why: the red flags that fired and those set aside, the strongest learned terms.
-    public var evidenceObject: [String: Any] {
-        ["intent_terms": intentTerms, "urgency_terms": urgencyTerms, "urgency_reason": urgencyReason,
-         "red_flags": redFlags.map { ["rule": $0.rule, "phrase": $0.phrase] },
-         "set_aside": suppressedRedFlags.map { ["rule": $0.rule, "phrase": $0.phrase, "because": $0.setAsideBecause ?? ""] }]
+    public var evidenceJSON: JSONValue {
+        .object([
+            "intent_terms": .array(intentTerms.map(JSONValue.string)), "urgency_terms": .array(urgencyTerms.map(JSONValue.string)),
+            "urgency_reason": .string(urgencyReason),
+            "red_flags": .array(redFlags.map { .object(["rule": .string($0.rule), "phrase": .string($0.phrase)]) }),
+            "set_aside": .array(suppressedRedFlags.map {
+                .object(["rule": .string($0.rule), "phrase": .string($0.phrase), "because": .string($0.setAsideBecause ?? "")])
+            }),
+        ])
     }
 }

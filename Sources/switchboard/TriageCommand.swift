@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SwitchboardCore
 import SwitchboardTriage
 
 struct TriageCommand: AsyncParsableCommand {
@@ -25,9 +26,12 @@ struct TriageCommand: AsyncParsableCommand {
                     continue
                 }
                 let result = classifier.classify(channel: message.channel, subject: message.subject, text: message.text)
-                var object = result.jsonObject
-                if let id = message.id { object["id"] = id }
-                printJSON(object)
+                var output = result.json
+                if let id = message.id, case .object(var members) = output {
+                    members["id"] = .string(id)
+                    output = .object(members)
+                }
+                print(output.text)
             }
             if failed { throw ExitCode(1) }
         }
@@ -105,7 +109,7 @@ struct TriageCommand: AsyncParsableCommand {
 
         func run() async throws {
             let result = TriageClassifier.shared.classify(channel: channel, subject: subject, text: text)
-            if json { printJSON(result.jsonObject); return }
+            if json { print(result.json.text); return }
             func top<L: RawRepresentable>(_ confidences: [L: Double]) -> String where L.RawValue == String {
                 confidences.sorted { $0.value > $1.value }.prefix(3).map { String(format: "%@ %.2f", $0.key.rawValue, $0.value) }.joined(separator: ", ")
             }
