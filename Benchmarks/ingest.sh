@@ -13,6 +13,11 @@
 #                        on the same disk (sqlite_baseline.py) and a minimal Hummingbird server
 #                        (hello-bench) under the same wrk load; print the ratios (COMPARE line)
 #   KEEP=0               1 keeps the temp dir (config, DB, daemon log) for inspection
+#   ACK=stored           portal.acknowledge: stored (202 once the message is in its conversation)
+#                        or received (202 once the delivery is in the inbound queue); with
+#                        received the script also waits for the backlog to be stored and
+#                        triaged and prints DRAIN (seconds, and the end-to-end rate)
+#   MAX_BACKLOG=20000    store.max_backlog: acknowledged deliveries that may wait (ACK=received)
 #
 # Everything binds 127.0.0.1; the daemon and wrk are bounded by `timeout`; the daemon is stopped
 # by its PID on exit. Prints wrk's own report and one PORTAL-BENCH line (req/s, latency
@@ -45,6 +50,7 @@ http:
   port: $PORT
 store:
   path: "$WORK/var/switchboard.sqlite"
+  max_backlog: ${MAX_BACKLOG:-20000}
 log:
   level: "warning"
   format: "logfmt"
@@ -53,6 +59,7 @@ portal:
   timestamp_tolerance_seconds: 300
   max_body_bytes: 262144
   outbound_url: ""
+  acknowledge: "${ACK:-stored}"
 twilio:
   auth_token: "$TOKEN"
   public_url: "http://127.0.0.1:$PORT"
@@ -115,8 +122,29 @@ CODE=$(curl -sS -o "$WORK/smoke.out" -w '%{http_code}' --max-time 10 -X POST "ht
 echo "smoke request -> HTTP $CODE $(head -c 200 "$WORK/smoke.out")" >&2
 case "$CODE" in 200|202) ;; *) echo "smoke request not accepted; aborting" >&2; exit 1 ;; esac
 
-echo "== $KIND: maximum rate" >&2
+echo "== $KIND: maximum rate (portal.acknowledge: ${ACK:-stored})" >&2
+LOAD_START=$(date +%s.%N)
 run_wrk 0 "http://127.0.0.1:$PORT" 0
+LOAD_END=$(date +%s.%N)
+# Everything acknowledged must also be stored and triaged: wait until nothing is waiting
+# (inbound backlog 0, stored == triaged) and report how long that took after the load.
+$PY - "http://127.0.0.1:$PORT/metrics" "$LOAD_START" "$LOAD_END" <<'PYEOF'
+import re, sys, time, urllib.request
+url, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+def totals():
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    total = lambda name: sum(float(v) for v in re.findall(r"^" + name + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
+    return total("switchboard_inbound_backlog"), total("switchboard_messages_in_total"), total("switchboard_triage_total")
+deadline = time.time() + 600
+while True:
+    backlog, stored, triaged = totals()
+    if (backlog == 0 and stored == triaged) or time.time() > deadline:
+        break
+    time.sleep(0.2)
+done = time.time()
+print(f"DRAIN after_load_s={done - end:.1f} stored={stored:.0f} triaged={triaged:.0f} backlog={backlog:.0f} "
+      f"end_to_end_msg_per_s={stored / (done - start):.0f}")
+PYEOF
 if [ "${HALF:-1}" = 1 ]; then
   RATE=$(rate_of 0)
   # each connection waits so that CONNS connections offer about RATE/2 requests per second

@@ -454,3 +454,74 @@ def test_replay_same_id_different_body_returns_original(daemon):
     convs = admin.list(status=None, assignee="any")
     assert len(convs) == 1, convs
     assert [m["text"] for m in inbound_messages(admin, first["conversation_id"])] == ["original body"]
+
+
+# ---------------------------------------------------------------------------------------------
+# portal.acknowledge: received - 202 once the delivery is queued, stored moments later
+
+
+def received_daemon(make_daemon, receiver):
+    return make_daemon(outbound_url=receiver.url, overrides={"portal": {"acknowledge": "received"}})
+
+
+def queue_rows(d) -> list:
+    import sqlite3
+    with sqlite3.connect(d.config["store"]["path"], timeout=10) as db:
+        return db.execute("SELECT external_id, failed_at FROM inbound_queue").fetchall()
+
+
+def find_conversation(api, text: str, timeout: float = 15.0) -> dict:
+    """The conversation whose inbound messages include ``text`` (waits for the normaliser)."""
+    def found():
+        for c in api.list(status=None):
+            messages = inbound_messages(api, c["id"])
+            if any(m["text"] == text for m in messages):
+                return {"conversation": c, "messages": messages}
+        return None
+    return h.wait_until(found, timeout, interval=0.1, what=f"a conversation holding {text!r}")
+
+
+def test_received_acknowledges_the_queued_delivery_and_stores_it_once(make_daemon, receiver):
+    import mail_harness as mh
+    d = received_daemon(make_daemon, receiver)
+    api = d.api(d.add_agent(role="admin"))
+    event = portal_event(text=uid("queued message "), thread_id=uid("T-"))
+    msg_id = uid("msg_")
+    r = d.webhook(event, msg_id=msg_id)
+    assert r.status_code == 202, r.text
+    assert r.json() == {"status": "queued", "webhook_id": msg_id}
+    found = find_conversation(api, event["message"]["text"])
+    assert [m["text"] for m in found["messages"]] == [event["message"]["text"]]
+    # The same delivery again, and the same message under a new delivery id: nothing new.
+    again = d.webhook(event, msg_id=msg_id)
+    assert again.status_code == 202 and again.json() == {"status": "queued", "webhook_id": msg_id}
+    assert d.webhook(event).status_code == 202
+    h.wait_until(lambda: queue_rows(d) == [], 15, what="the inbound queue to empty")
+    assert [m["text"] for m in inbound_messages(api, found["conversation"]["id"])] == [event["message"]["text"]]
+    assert mh.metric_value(d, "switchboard_messages_in_total", {"channel": "portal"}) == 1
+    assert mh.metric_value(d, "switchboard_inbound_backlog") == 0
+    # Each message is triaged as if it had been stored at once.
+    h.wait_until(lambda: inbound_messages(api, found["conversation"]["id"])[0].get("triage"), 15, what="triage")
+
+
+def test_received_still_refuses_bad_input_before_queueing_anything(make_daemon, receiver):
+    d = received_daemon(make_daemon, receiver)
+    assert_error(d.webhook(portal_event(), headers={"webhook-signature": "v1,AAAA"}), 401)
+    assert_error(d.webhook(body=b'{"type":"message.created","patient":{}}'), 400)
+    assert_error(d.webhook(portal_event(phone="call me")), 400)
+    assert queue_rows(d) == []
+
+
+def test_received_never_joins_another_patients_thread(make_daemon, receiver):
+    d = received_daemon(make_daemon, receiver)
+    api = d.api(d.add_agent(role="admin"))
+    thread = uid("T-")
+    first = portal_event(patient_id=uid("P-A-"), text=uid("patient a "), thread_id=thread)
+    second = portal_event(patient_id=uid("P-B-"), text=uid("patient b "), thread_id=thread)
+    assert d.webhook(first).status_code == 202
+    a = find_conversation(api, first["message"]["text"])
+    assert d.webhook(second).status_code == 202
+    b = find_conversation(api, second["message"]["text"])
+    assert a["conversation"]["id"] != b["conversation"]["id"]
+    assert [m["text"] for m in inbound_messages(api, a["conversation"]["id"])] == [first["message"]["text"]]
+    assert "queued message stored in a new conversation" in d.log_text()

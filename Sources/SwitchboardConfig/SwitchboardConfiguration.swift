@@ -43,6 +43,8 @@ public struct SwitchboardConfiguration: Sendable {
         public var path = "./var/switchboard.sqlite"
         /// Inbound messages waiting for the store before new ones are refused (503, SMTP 451).
         public var maxQueuedWrites = 1000
+        /// Deliveries acknowledged on receipt and not yet stored before receipt is refused.
+        public var maxBacklog = 20_000
     }
 
     public struct Log: Sendable {
@@ -57,6 +59,10 @@ public struct SwitchboardConfiguration: Sendable {
         public var outboundURL: String?
         public var outboundSecret: StandardWebhooks.Secret?
         public var outboundTimeoutMilliseconds: Int64 = 10_000
+        /// When the 202 is sent: once the message is stored in its conversation, or once the
+        /// signed delivery is committed to the inbound queue (stored moments later).
+        public var acknowledge: Acknowledge = .stored
+        public enum Acknowledge: String, Sendable { case stored, received }
         /// The secret replies are signed with: the outbound one, else the inbound one.
         public var effectiveOutboundSecret: StandardWebhooks.Secret? { outboundSecret ?? webhookSecret }
     }
@@ -280,6 +286,9 @@ public struct SwitchboardConfiguration: Sendable {
         Key("store.max_queued_writes", "1000") { config, value in
             config.store.maxQueuedWrites = try Int(key: "store.max_queued_writes", value, in: 1...100_000)
         },
+        Key("store.max_backlog", "20000") { config, value in
+            config.store.maxBacklog = try Int(key: "store.max_backlog", value, in: 1...10_000_000)
+        },
         Key("log.level", "info") { config, value in
             guard logLevels.contains(value) else {
                 throw Problem(key: "log.level", reason: "must be one of \(logLevels.joined(separator: ", "))")
@@ -297,6 +306,12 @@ public struct SwitchboardConfiguration: Sendable {
         },
         Key("portal.timestamp_tolerance_seconds", "300") { config, value in
             config.portal.timestampToleranceSeconds = try Int64(key: "portal.timestamp_tolerance_seconds", value, in: 1...86_400)
+        },
+        Key("portal.acknowledge", "stored") { config, value in
+            guard let mode = Portal.Acknowledge(rawValue: value) else {
+                throw Problem(key: "portal.acknowledge", reason: "must be stored or received")
+            }
+            config.portal.acknowledge = mode
         },
         Key("portal.max_body_bytes", "262144") { config, value in
             config.portal.maxBodyBytes = try Int(key: "portal.max_body_bytes", value, in: 1024...(64 << 20))

@@ -12,15 +12,19 @@ import SwitchboardStore
 ///
 /// Order of checks, each answering before anything is stored: channel configured (503),
 /// content type (415), size (413), Standard Webhooks signature and timestamp (401), payload
-/// (400 naming the field). Then one store transaction records the raw delivery, the
-/// contact, the conversation and the message, and only after its commit do we answer 202.
-/// A redelivery with the same `webhook-id` gets the first answer again.
+/// (400 naming the field). Then, with `portal.acknowledge: stored` (the default), one store
+/// transaction records the raw delivery, the contact, the conversation and the message, and
+/// only after its commit do we answer 202 with their ids; a redelivery with the same
+/// `webhook-id` gets the first answer again. With `received`, the 202 follows the commit of
+/// the delivery to the inbound queue (one row; `InboundNormaliser` stores it moments later)
+/// and carries no ids.
 struct PortalWebhookController {
     let store: SwitchboardStore
     let portal: SwitchboardConfiguration.Portal
     let phone: SwitchboardConfiguration.Phone
     let metrics: SwitchboardMetrics
     let triageWake: WakeSignal
+    let normaliserWake: WakeSignal
 
     static let webhookID = HTTPField.Name("webhook-id")!
     static let webhookTimestamp = HTTPField.Name("webhook-timestamp")!
@@ -29,6 +33,12 @@ struct PortalWebhookController {
     struct Accepted: Encodable {
         let conversationId: String
         let messageId: String
+    }
+
+    /// The answer when acknowledging on receipt: committed to the inbound queue.
+    struct Queued: Encodable {
+        var status = "queued"
+        let webhookId: String
     }
 
     func register(on router: Router<AppRequestContext>) {
@@ -99,22 +109,16 @@ struct PortalWebhookController {
         let contact = InboundContact(portalID: event.patient.id, phoneE164: phoneE164,
                                      email: event.patient.email?.trimmingWhitespace(),
                                      displayName: event.patient.name?.trimmingWhitespace())
+        if portal.acknowledge == .received {
+            return try await queue(deliveryID: deliveryID ?? "", bytes: bytes, contact: contact, event: event, logger: logger)
+        }
         let result: IngestResult
         do {
             result = try await store.recordPortalMessage(
                 deliveryID: deliveryID ?? "", rawBody: bytes, contact: contact, threadID: event.threadID,
                 messageID: event.message.id, text: event.message.text, sentAt: event.message.sentAt)
-        } catch let error as StoreError {
-            logger.notice("portal webhook refused", metadata: ["reason": "\(error.description)"])
-            throw error
-        } catch is StoreOverloaded {
-            LoadShedding.shared.refused(.portal, metrics: metrics, logger: logger)
-            throw LoadShedding.httpError
         } catch {
-            metrics.storeFailure()
-            logger.error("portal message not stored", metadata: ["error.type": "\(type(of: error))"])
-            throw APIError(.serviceUnavailable, code: "store_unavailable",
-                           "the message could not be stored; retry later", headers: [.retryAfter: "5"])
+            throw refusal(error, logger: logger)
         }
         if !result.duplicate {
             metrics.messageIn(channel: .portal)
@@ -124,5 +128,43 @@ struct PortalWebhookController {
             "conversation.id": "\(result.conversationID)", "message.id": "\(result.messageID)",
         ])
         return JSON.response(Accepted(conversationId: result.conversationID, messageId: result.messageID), status: .accepted)
+    }
+
+    /// `portal.acknowledge: received`: commit the delivery to the inbound queue and answer.
+    private func queue(deliveryID: String, bytes: [UInt8], contact: InboundContact, event: PortalInboundEvent,
+                       logger: Logger) async throws -> Response {
+        let outcome: QueueOutcome
+        do {
+            outcome = try await store.queuePortalMessage(
+                deliveryID: deliveryID, rawBody: bytes,
+                message: QueuedPortalMessage(contact: contact, threadID: event.threadID, messageID: event.message.id,
+                                             text: event.message.text, sentAt: event.message.sentAt))
+        } catch {
+            throw refusal(error, logger: logger)
+        }
+        if outcome == .queued {
+            normaliserWake.signal()
+            logger.debug("portal delivery queued")
+        } else {
+            logger.info("portal delivery repeated")
+        }
+        return JSON.response(Queued(webhookId: deliveryID), status: .accepted)
+    }
+
+    /// The answer to the store refusing or failing: the error to throw, logged and counted.
+    private func refusal(_ error: any Error, logger: Logger) -> any Error {
+        switch error {
+        case let error as StoreError:
+            logger.notice("portal webhook refused", metadata: ["reason": "\(error.description)"])
+            return error
+        case is StoreOverloaded:
+            LoadShedding.shared.refused(.portal, metrics: metrics, logger: logger)
+            return LoadShedding.httpError
+        default:
+            metrics.storeFailure()
+            logger.error("portal message not stored", metadata: ["error.type": "\(type(of: error))"])
+            return APIError(.serviceUnavailable, code: "store_unavailable",
+                            "the message could not be stored; retry later", headers: [.retryAfter: "5"])
+        }
     }
 }

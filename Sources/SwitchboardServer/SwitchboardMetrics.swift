@@ -66,6 +66,10 @@ public struct SwitchboardMetrics: Sendable {
         Counter(label: "switchboard_sla_breaches_total", dimensions: [("sla", sla)]).increment()
     }
 
+    func inboundBacklog(_ count: Int) {
+        Gauge(label: "switchboard_inbound_backlog").record(count)
+    }
+
     func routingQueue(depth: Int) {
         Gauge(label: "switchboard_routing_queue_depth").record(depth)
     }

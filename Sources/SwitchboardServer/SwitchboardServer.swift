@@ -157,8 +157,9 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
                         body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
     }
 
+    let normaliserWake = WakeSignal()
     PortalWebhookController(store: store, portal: configuration.portal, phone: configuration.phone, metrics: metrics,
-                            triageWake: triageWake)
+                            triageWake: triageWake, normaliserWake: normaliserWake)
         .register(on: router)
 
     SMSWebhookController(store: store, configuration: configuration, metrics: metrics, outboxWake: wake, triageWake: triageWake)
@@ -189,7 +190,10 @@ func assemble(_ dependencies: SwitchboardDependencies) -> AssembledServer {
     let reloader = ReloadService(configFile: dependencies.configFile, rulesPath: configuration.triage.rulesFile, holder: dependencies.rules,
                                  logLevel: dependencies.logLevel, router: routerService, logger: dependencies.logger)
     let systemd = SystemdService(notifier: SystemdNotifier(), store: store, logger: dependencies.logger, readiness: readiness)
-    var services: [any Service] = [outbox, triage, reloader, routerService, ObservationKeeper(observation: eventsObservation), systemd]
+    let normaliser = InboundNormaliser(store: store, wake: normaliserWake, triageWake: triageWake, metrics: metrics,
+                                       logger: dependencies.logger)
+    var services: [any Service] = [outbox, triage, reloader, routerService, ObservationKeeper(observation: eventsObservation), systemd,
+                                   normaliser]
 
     let email = configuration.email
     let ingest = EmailIngest(store: store, email: email, metrics: metrics, triageWake: triageWake)

@@ -58,6 +58,9 @@ enum Schema {
             // HMAC of each row's hash with a key kept outside the database (AuditChain).
             try db.execute(sql: "ALTER TABLE audit_events ADD COLUMN mac BLOB")
         }
+        migrator.registerMigration("2026-12-07-inbound-queue") { db in
+            try db.execute(sql: inboundQueue)
+        }
         return migrator
     }
 
@@ -446,5 +449,24 @@ enum Schema {
             external_id TEXT NOT NULL UNIQUE,
             raw         BLOB NOT NULL
         );
+        """
+
+    /// Deliveries acknowledged on receipt (`portal.acknowledge: received`), waiting to be
+    /// made into messages: the raw bytes as received and the fields the channel validated
+    /// (JSON). A row leaves when its message is stored (the journal then has it); one that
+    /// cannot be stored stays, with `failed_at` and the error's type, for an operator.
+    private static let inboundQueue = """
+        CREATE TABLE inbound_queue (
+            id          INTEGER PRIMARY KEY,
+            channel     TEXT NOT NULL CHECK (channel IN \(channels)),
+            external_id TEXT NOT NULL CHECK (length(external_id) > 0),
+            received_at INTEGER NOT NULL,
+            raw         BLOB NOT NULL,
+            fields      TEXT NOT NULL,
+            failed_at   INTEGER,
+            failure     TEXT,
+            UNIQUE (channel, external_id)
+        );
+        CREATE INDEX inbound_queue_waiting ON inbound_queue(id) WHERE failed_at IS NULL;
         """
 }

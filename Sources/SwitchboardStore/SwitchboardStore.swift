@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import SwitchboardCore
+import Synchronization
 
 // SwitchboardStore — the conversation store: the only module that speaks SQL.
 //
@@ -36,6 +37,12 @@ public final class SwitchboardStore: Sendable {
     /// Every asynchronous write goes through here: concurrent writers share one commit.
     let groupCommit: GroupCommit
     let maxQueuedInboundWrites: Int
+    /// Deliveries acknowledged on receipt and not yet made into messages (`inbound_queue`
+    /// rows without a failure), and how many may wait before receipt is refused.
+    let inboundBacklog = Atomic<Int>(0)
+    /// When the last delivery was queued (ms since the epoch; 0: none since start).
+    let lastQueuedAt = Atomic<Int64>(0)
+    let maxInboundBacklog: Int
     public let path: String
 
     /// Opens (creating the directory and file if needed) and migrates the database. With
@@ -46,7 +53,10 @@ public final class SwitchboardStore: Sendable {
     /// writes it carried (the daemon's metrics).
     /// `maxQueuedInboundWrites` bounds how many inbound messages may wait for the store:
     /// past it `writeInbound` refuses (`StoreOverloaded`) instead of queueing without end.
+    /// `maxInboundBacklog` bounds how many deliveries acknowledged on receipt may wait to be
+    /// normalised (`queuePortalMessage`): past it, receipt is refused (`StoreOverloaded`).
     public init(path: String, migrate: Bool = true, auditKey: [UInt8]? = nil, maxQueuedInboundWrites: Int = 1000,
+                maxInboundBacklog: Int = 20_000,
                 commitObserver: (@Sendable (_ writes: Int) -> Void)? = nil) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty {
@@ -67,6 +77,7 @@ public final class SwitchboardStore: Sendable {
         pool = try DatabasePool(path: path, configuration: configuration)
         groupCommit = GroupCommit(writer: pool, observer: commitObserver)
         self.maxQueuedInboundWrites = maxQueuedInboundWrites
+        self.maxInboundBacklog = maxInboundBacklog
         self.path = path
         if migrate {
             try Schema.migrator.migrate(pool)
@@ -80,6 +91,10 @@ public final class SwitchboardStore: Sendable {
                 }
             }
         }
+        let waiting = try pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM inbound_queue WHERE failed_at IS NULL") ?? 0
+        }
+        inboundBacklog.store(waiting, ordering: .relaxed)
     }
 
     /// One write transaction's worth of work, committed together with whatever other writes
@@ -240,7 +255,7 @@ public final class SwitchboardStore: Sendable {
         return id
     }
 
-    private static func resolvePortalConversation(_ db: Database, contactID: String, threadID: String?, now: Int64) throws -> String {
+    static func resolvePortalConversation(_ db: Database, contactID: String, threadID: String?, now: Int64) throws -> String {
         if let threadID {
             if let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT id, contact_id, status FROM conversations WHERE channel = 'portal' AND external_thread_id = ?

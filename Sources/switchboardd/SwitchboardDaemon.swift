@@ -87,6 +87,7 @@ struct SwitchboardDaemon: AsyncParsableCommand {
         do {
             store = try SwitchboardStore(path: settings.store.path, auditKey: settings.audit.chainKey.map { Array($0.value.utf8) },
                                          maxQueuedInboundWrites: settings.store.maxQueuedWrites,
+                                         maxInboundBacklog: settings.store.maxBacklog,
                                          commitObserver: SwitchboardMetrics().storeCommitted(writes:))
         } catch {
             logger.critical("store cannot be opened", metadata: ["store.path": "\(settings.store.path)", "error": "\(error)"])

@@ -1,0 +1,103 @@
+import Logging
+import ServiceLifecycle
+import SwitchboardCore
+import SwitchboardStore
+
+/// Stores the deliveries that were acknowledged on receipt (`portal.acknowledge: received`):
+/// takes them from the inbound queue in arrival order, a batch per transaction, and makes
+/// each into a message exactly as a synchronous delivery is made (see
+/// `SwitchboardStore+InboundQueue.swift`). Woken by every queued delivery; at start it drains
+/// whatever a stop or a crash left queued.
+///
+/// Intake first: while deliveries keep arriving, the normaliser works at most a quarter of
+/// the time (after each batch it pauses three times as long as the batch took). Storing,
+/// triaging and routing a new patient's message costs far more CPU than acknowledging it
+/// (about 1.4 ms against 0.2 ms here), so without the pause a burst is acknowledged only as
+/// fast as it is processed, and senders time out and retry. With it, a burst is taken at
+/// the acknowledgement's speed into the bounded queue (`store.max_backlog`, then 503 with
+/// Retry-After) and stored at full speed as soon as it eases; agents still see it arrive
+/// meanwhile, more slowly.
+///
+/// Trusts: the store. On failure: a delivery that cannot be stored is left queued and marked
+/// failed (logged with its delivery id and the error's type, never its content); the store
+/// failing leaves the batch queued and the loop waits before trying again.
+struct InboundNormaliser: Service, CustomStringConvertible {
+    let store: SwitchboardStore
+    let wake: WakeSignal
+    let triageWake: WakeSignal
+    let metrics: SwitchboardMetrics
+    let logger: Logger
+    /// Deliveries per transaction: enough to share a commit, few enough (a few milliseconds
+    /// of statements) that an acknowledgement arriving while one commits is not held long.
+    var batchSize = 8
+
+    var description: String { "InboundNormaliser" }
+
+    /// Intake counts as busy while a delivery was queued this recently.
+    static let intakeQuietMilliseconds: Int64 = 100
+    /// The pause after a batch while intake is busy, as a multiple of the batch's time.
+    static let pauseFactor = 3
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                var handled = 0
+                let started = ContinuousClock.now
+                do {
+                    let batch = try await store.normaliseQueued(limit: batchSize)
+                    handled = batch.count
+                    report(batch)
+                } catch {
+                    metrics.storeFailure()
+                    logger.error("queued deliveries not stored; retrying", metadata: [
+                        "error.type": "\(type(of: error))", "inbound.backlog": "\(store.inboundBacklogCount)",
+                    ])
+                    await wake.wait(timeout: .seconds(1))
+                    continue
+                }
+                metrics.inboundBacklog(store.inboundBacklogCount)
+                if handled < batchSize {
+                    await wake.wait(timeout: .seconds(5))
+                } else if store.millisecondsSinceLastQueued < Self.intakeQuietMilliseconds {
+                    try? await Task.sleep(for: (ContinuousClock.now - started) * Self.pauseFactor)
+                }
+            }
+        } onGracefulShutdown: {
+            // What is still queued is on disk and is stored at the next start.
+            wake.signal()
+        }
+    }
+
+    private func report(_ batch: [NormalisedDelivery]) {
+        var stored = false
+        for delivery in batch {
+            var logger = logger
+            logger[metadataKey: "channel"] = "\(delivery.channel.rawValue)"
+            logger[metadataKey: "webhook.id"] = "\(delivery.deliveryID)"
+            switch delivery.outcome {
+            case .stored(let result), .storedApartFromThread(let result):
+                logger[metadataKey: "conversation.id"] = "\(result.conversationID)"
+                logger[metadataKey: "message.id"] = "\(result.messageID)"
+                if result.duplicate {
+                    logger.info("queued delivery repeats a stored message")
+                    continue
+                }
+                stored = true
+                metrics.messageIn(channel: delivery.channel)
+                if case .storedApartFromThread = delivery.outcome {
+                    logger.warning("queued message stored in a new conversation", metadata: [
+                        "reason": "thread_id belongs to another patient's conversation",
+                    ])
+                } else {
+                    logger.info("queued message stored")
+                }
+            case .failed(let errorType):
+                metrics.storeFailure()
+                logger.error("queued delivery cannot be stored; left in inbound_queue marked failed", metadata: [
+                    "error.type": "\(errorType)",
+                ])
+            }
+        }
+        if stored { triageWake.signal() }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import GRDB
+import Testing
+@testable import SwitchboardCore
+@testable import SwitchboardStore
+
+/// Acknowledging on receipt: what is queued is stored once, in order, and survives a restart.
+@Suite struct InboundQueueTests {
+    static func message(patient: String = "P-1", thread: String? = "T-1", id: String, text: String = "hello") -> QueuedPortalMessage {
+        QueuedPortalMessage(contact: InboundContact(portalID: patient, phoneE164: "+15550100000", displayName: "N"),
+                            threadID: thread, messageID: id, text: text, sentAt: 1000)
+    }
+
+    func queue(_ store: SwitchboardStore, _ delivery: String, _ message: QueuedPortalMessage, now: Int64 = 5) async throws -> QueueOutcome {
+        try await store.queuePortalMessage(deliveryID: delivery, rawBody: Array("{\"d\":\"\(delivery)\"}".utf8), message: message, now: now)
+    }
+
+    @Test func queuedDeliveriesAreStoredInArrivalOrderOnceAndLeaveTheQueue() async throws {
+        let store = try makeStore()
+        #expect(try await queue(store, "d1", Self.message(id: "M-1", text: "first"), now: 10) == .queued)
+        #expect(try await queue(store, "d2", Self.message(id: "M-2", text: "second"), now: 11) == .queued)
+        // The same delivery again, before it is stored: nothing new.
+        #expect(try await queue(store, "d1", Self.message(id: "M-1", text: "first")) == .repeated)
+        #expect(store.inboundBacklogCount == 2)
+        // Nothing is a message yet.
+        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages") } == 0)
+
+        let handled = try await store.normaliseQueued(limit: 1)
+        #expect(handled.map(\.deliveryID) == ["d1"])
+        let rest = try await store.normaliseQueued(limit: 10)
+        #expect(rest.map(\.deliveryID) == ["d2"])
+        #expect(try await store.normaliseQueued(limit: 10).isEmpty)
+        #expect(store.inboundBacklogCount == 0)
+
+        guard case .stored(let first) = handled[0].outcome, case .stored(let second) = rest[0].outcome else {
+            Issue.record("not stored: \(handled) \(rest)")
+            return
+        }
+        #expect(first.conversationID == second.conversationID && !first.duplicate && !second.duplicate)
+        let rows = try store.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT body_text, created_at FROM messages ORDER BY seq")
+        }
+        // Each message keeps the time it was received (acknowledged), not the time it was stored.
+        #expect(rows.map { $0["body_text"] as String } == ["first", "second"])
+        #expect(rows.map { $0["created_at"] as Int64 } == [10, 11])
+        let journal = try store.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT external_id, outcome, raw FROM inbound_journal ORDER BY id")
+        }
+        #expect(journal.map { $0["external_id"] as String } == ["d1", "d2"])
+        #expect(journal.map { $0["raw"] as Data } == [Data("{\"d\":\"d1\"}".utf8), Data("{\"d\":\"d2\"}".utf8)])
+        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM inbound_queue") } == 0)
+
+        // Once stored, the delivery is still recognised (from the journal): nothing new.
+        #expect(try await queue(store, "d2", Self.message(id: "M-2", text: "second")) == .repeated)
+        #expect(store.inboundBacklogCount == 0)
+        // A new delivery repeating a message id already stored is recorded as such, not stored twice.
+        #expect(try await queue(store, "d3", Self.message(id: "M-2", text: "second")) == .queued)
+        let repeated = try await store.normaliseQueued(limit: 10)
+        guard case .stored(let again)? = repeated.first?.outcome else {
+            Issue.record("not handled: \(repeated)")
+            return
+        }
+        #expect(again.duplicate && again.messageID == second.messageID)
+        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages") } == 2)
+    }
+
+    @Test func aFullBacklogRefusesReceiptUntilItIsStored() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-test-\(UUID().uuidString)")
+        let store = try SwitchboardStore(path: directory.appendingPathComponent("s.sqlite").path, maxInboundBacklog: 2)
+        _ = try await queue(store, "d1", Self.message(id: "M-1"))
+        _ = try await queue(store, "d2", Self.message(id: "M-2"))
+        await #expect(throws: StoreOverloaded.self) { _ = try await queue(store, "d3", Self.message(id: "M-3")) }
+        #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM inbound_queue") } == 2)
+        _ = try await store.normaliseQueued(limit: 1)
+        #expect(try await queue(store, "d3", Self.message(id: "M-3")) == .queued)
+    }
+
+    @Test func whatIsQueuedSurvivesARestartAndIsCountedAgain() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-test-\(UUID().uuidString)")
+        let path = directory.appendingPathComponent("s.sqlite").path
+        do {
+            let store = try SwitchboardStore(path: path)
+            _ = try await queue(store, "d1", Self.message(id: "M-1"))
+            _ = try await queue(store, "d2", Self.message(id: "M-2"))
+        }
+        let reopened = try SwitchboardStore(path: path)
+        #expect(reopened.inboundBacklogCount == 2)
+        #expect(try await reopened.normaliseQueued(limit: 10).count == 2)
+        #expect(reopened.inboundBacklogCount == 0)
+    }
+
+    @Test func aThreadOfAnotherPatientIsNeverJoined() async throws {
+        let store = try makeStore()
+        let other = try await store.record(delivery: "x", patient: "P-OTHER", thread: "T-SHARED", message: "M-X")
+        _ = try await queue(store, "d1", Self.message(patient: "P-1", thread: "T-SHARED", id: "M-1", text: "mine"))
+        let handled = try await store.normaliseQueued(limit: 10)
+        guard case .storedApartFromThread(let result)? = handled.first?.outcome else {
+            Issue.record("expected a conversation of its own: \(handled)")
+            return
+        }
+        #expect(result.conversationID != other.conversationID)
+        let owner = try await store.pool.read { db in
+            try String.fetchOne(db, sql: "SELECT c.contact_id FROM conversations c WHERE c.id = ?", arguments: [result.conversationID])
+        }
+        let otherOwner = try await store.pool.read { db in
+            try String.fetchOne(db, sql: "SELECT contact_id FROM conversations WHERE id = ?", arguments: [other.conversationID])
+        }
+        #expect(owner != nil && owner != otherOwner)
+    }
+
+    @Test func aDeliveryThatCannotBeStoredIsMarkedFailedAndTheOthersGoOn() async throws {
+        let store = try makeStore()
+        _ = try await queue(store, "d1", Self.message(id: "M-1"))
+        _ = try await queue(store, "d2", Self.message(id: "M-2"))
+        // Damage the first one's fields, as a bug or a hand edit might.
+        try await store.pool.write { db in try db.execute(sql: "UPDATE inbound_queue SET fields = '{' WHERE external_id = 'd1'") }
+        let handled = try await store.normaliseQueued(limit: 10)
+        #expect(handled.map(\.deliveryID) == ["d1", "d2"])
+        guard case .failed(let errorType) = handled[0].outcome, case .stored = handled[1].outcome else {
+            Issue.record("unexpected: \(handled)")
+            return
+        }
+        #expect(errorType.contains("DecodingError"))
+        let left = try store.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT external_id, failure FROM inbound_queue WHERE failed_at IS NOT NULL")
+        }
+        #expect(left.map { $0["external_id"] as String } == ["d1"])
+        #expect(store.inboundBacklogCount == 0)
+        #expect(try await store.normaliseQueued(limit: 10).isEmpty)
+    }
+}
