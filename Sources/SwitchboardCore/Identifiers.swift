@@ -8,9 +8,16 @@ public enum Identifier {
         return prefix + "_" + base32(randomBytes(16, using: &generator))
     }
 
-    /// `count` bytes from the system's cryptographic random source.
+    /// `count` bytes from the system's cryptographic random source, eight per call to it
+    /// (one call per byte was 1.4% of the daemon's CPU under ingest: ids are made per message).
     public static func randomBytes(_ count: Int, using generator: inout SystemRandomNumberGenerator) -> [UInt8] {
-        (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count + 7)
+        while bytes.count < count {
+            withUnsafeBytes(of: generator.next()) { bytes.append(contentsOf: $0) }
+        }
+        bytes.removeLast(bytes.count - count)
+        return bytes
     }
 
     public static func base32(_ bytes: [UInt8]) -> String {

@@ -45,6 +45,17 @@ public struct QueuedPortalMessage: Codable, Sendable, Equatable {
     var contact: InboundContact {
         InboundContact(portalID: portalID, phoneE164: phoneE164, email: email, displayName: displayName)
     }
+
+    /// The JSON `Codable` reads back (its keys are the property names), written directly:
+    /// this runs once per acknowledged delivery, and JSONEncoder cost more than the INSERT.
+    var jsonText: String {
+        var members: [String: JSONValue] = ["messageID": .string(messageID), "text": .string(text), "sentAt": .int(sentAt)]
+        for (key, value) in [("portalID", portalID), ("phoneE164", phoneE164), ("email", email),
+                             ("displayName", displayName), ("threadID", threadID)] {
+            if let value { members[key] = .string(value) }
+        }
+        return JSONValue.object(members).text
+    }
 }
 
 /// What receipt of a delivery did.
@@ -88,7 +99,7 @@ extension SwitchboardStore {
     public func queuePortalMessage(deliveryID: String, rawBody: [UInt8], message: QueuedPortalMessage,
                                    now: Int64 = Timestamp.now()) async throws -> QueueOutcome {
         guard inboundBacklog.load(ordering: .relaxed) < maxInboundBacklog else { throw StoreOverloaded() }
-        let fields = String(decoding: try JSONEncoder().encode(message), as: UTF8.self)
+        let fields = message.jsonText
         let outcome = try await writeInbound { db -> QueueOutcome in
             if try Bool.fetchOne(db, cachedSQL: "SELECT 1 FROM inbound_journal WHERE channel = 'portal' AND external_id = ?",
                                  arguments: [deliveryID]) ?? false {

@@ -40,3 +40,4 @@ import Testing
         #expect(parsed[text] as? [String] == [text])
     }
 }
+

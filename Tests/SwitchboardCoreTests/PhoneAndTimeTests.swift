@@ -83,6 +83,17 @@ import Testing
         }
         #expect(Identifier.base32([0xFF]) == "74")
         #expect(Identifier.base32(Array("foobar".utf8)) == "mzxw6ytboi")
+        // Every base32 digit position takes many values: no random byte is stuck.
+        for position in 4..<(4 + 25) {
+            let digits = Set(ids.map { Array($0)[position] })
+            #expect(digits.count > 16, "position \(position) took only \(digits.count) values")
+        }
+    }
+
+    @Test(arguments: [0, 1, 7, 8, 9, 16, 33])
+    func randomBytesGivesExactlyTheCountAsked(count: Int) {
+        var generator = SystemRandomNumberGenerator()
+        #expect(Identifier.randomBytes(count, using: &generator).count == count)
     }
 }
 

@@ -64,6 +64,15 @@ import Testing
         #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages") } == 2)
     }
 
+    @Test(arguments: [
+        Self.message(id: "M-1"),
+        QueuedPortalMessage(contact: InboundContact(portalID: "P \"q\" \\ ñ 😀", email: "a@b.example", displayName: nil),
+                            threadID: nil, messageID: "M-\u{1}\n", text: "line\nbreak </script>", sentAt: -5),
+    ])
+    func queuedFieldsReadBackAsWritten(message: QueuedPortalMessage) throws {
+        #expect(try JSONDecoder().decode(QueuedPortalMessage.self, from: Data(message.jsonText.utf8)) == message)
+    }
+
     @Test func aFullBacklogRefusesReceiptUntilItIsStored() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-test-\(UUID().uuidString)")
         let store = try SwitchboardStore(path: directory.appendingPathComponent("s.sqlite").path, maxInboundBacklog: 2)
