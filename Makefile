@@ -96,6 +96,7 @@ bench-deps: test-deps
 bench: bench-deps
 	$(SWIFT) build -c release
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh portal
+	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release ACK=received MAX_BACKLOG=200000 bash Benchmarks/ingest.sh portal
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/ingest.sh twilio
 	SWITCHBOARD_BIN_DIR=$(CURDIR)/.build/release bash Benchmarks/triage.sh
 	$(CURDIR)/.build/release/routing-bench

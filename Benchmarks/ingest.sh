@@ -123,14 +123,15 @@ echo "smoke request -> HTTP $CODE $(head -c 200 "$WORK/smoke.out")" >&2
 case "$CODE" in 200|202) ;; *) echo "smoke request not accepted; aborting" >&2; exit 1 ;; esac
 
 echo "== $KIND: maximum rate (portal.acknowledge: ${ACK:-stored})" >&2
-LOAD_START=$(date +%s.%N)
 run_wrk 0 "http://127.0.0.1:$PORT" 0
 LOAD_END=$(date +%s.%N)
+LOAD_S=$(sed -n 's/.*duration_s=\([0-9.]*\).*/\1/p' "$WORK/wrk.0.out")
 # Everything acknowledged must also be stored and triaged: wait until nothing is waiting
-# (inbound backlog 0, stored == triaged) and report how long that took after the load.
-$PY - "http://127.0.0.1:$PORT/metrics" "$LOAD_START" "$LOAD_END" <<'PYEOF'
+# (inbound backlog 0, stored == triaged) and report how long that took after the load, and
+# the end-to-end rate: stored / (load seconds + seconds to drain).
+$PY - "http://127.0.0.1:$PORT/metrics" "$LOAD_S" "$LOAD_END" <<'PYEOF'
 import re, sys, time, urllib.request
-url, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+url, load_s, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 def totals():
     text = urllib.request.urlopen(url, timeout=5).read().decode()
     total = lambda name: sum(float(v) for v in re.findall(r"^" + name + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
@@ -143,7 +144,7 @@ while True:
     time.sleep(0.2)
 done = time.time()
 print(f"DRAIN after_load_s={done - end:.1f} stored={stored:.0f} triaged={triaged:.0f} backlog={backlog:.0f} "
-      f"end_to_end_msg_per_s={stored / (done - start):.0f}")
+      f"end_to_end_msg_per_s={stored / (load_s + done - end):.0f}")
 PYEOF
 if [ "${HALF:-1}" = 1 ]; then
   RATE=$(rate_of 0)

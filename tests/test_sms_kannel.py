@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 import requests
 
+import mail_harness as mh
 import switchboard_harness as h
 import sms_harness as sms
 from sms_harness import (CLINIC_SHORT, HELP_TEXT, KANNEL_PATH, KANNEL_SECRET, START_REPLY, STOP_REPLY,
@@ -195,10 +196,7 @@ def test_kannel_down_then_back_delivers_each_reply_once_in_order(kenv):
     mids = [env.api.reply(cid, t) for t in texts]
 
     def retries() -> float:
-        for line in requests.get(env.d.url + "/metrics", timeout=5).text.splitlines():
-            if line.startswith("switchboard_messages_out_total{") and 'channel="sms"' in line and 'outcome="retry"' in line:
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+        return mh.metric_value(env.d, "switchboard_messages_out_total", {"channel": "sms", "outcome": "retry"})
 
     wait_until(lambda: retries() >= 2, 20, 0.2, "SMS retries while Kannel is down")
     time.sleep(2)

@@ -490,8 +490,15 @@ schemas = {
     },
     "PortalAccepted": {
         "type": "object",
+        "description": "`portal.acknowledge: stored` (the default): the stored message's ids.",
         "required": ["conversation_id", "message_id"],
         "properties": {"conversation_id": {"type": "string"}, "message_id": {"type": "string"}},
+    },
+    "PortalQueued": {
+        "type": "object",
+        "description": "`portal.acknowledge: received`: the delivery is committed to the inbound queue and will be stored once.",
+        "required": ["status", "webhook_id"],
+        "properties": {"status": {"type": "string", "enum": ["queued"]}, "webhook_id": {"type": "string"}},
     },
     "TwilioMessageForm": {
         "type": "object",
@@ -640,11 +647,12 @@ paths["/api/v1/openapi.json"] = {"get": op(
 paths["/webhooks/portal"] = {"post": op(
     "receivePortalWebhook", "Inbound patient message from the portal", "webhooks",
     {
-        "202": ok_json("Stored (committed) — or the same `webhook-id` was seen before and this is the first answer again.",
-                       s("PortalAccepted"), {"conversation_id": "cnv_…", "message_id": "msg_…"}),
+        "202": ok_json("Stored (committed) — or the same `webhook-id` was seen before and this is the first answer again. "
+                       "With `portal.acknowledge: received`: committed to the inbound queue (`PortalQueued`, repeats too).",
+                       {"oneOf": [s("PortalAccepted"), s("PortalQueued")]}, {"conversation_id": "cnv_…", "message_id": "msg_…"}),
         "400": err("`invalid_payload`: invalid JSON, missing or malformed field, unsupported `type`, invalid `patient.phone` (the message names the field); `bad_request`: `webhook-id` longer than 256 bytes."),
         "401": err("`invalid_signature`: missing `webhook-id`/`webhook-timestamp`/`webhook-signature`, no matching `v1` signature, or timestamp outside `portal.timestamp_tolerance_seconds`."),
-        "409": err("`conflict`: `thread_id` already belongs to another patient's conversation."),
+        "409": err("`conflict`: `thread_id` already belongs to another patient's conversation (`portal.acknowledge: stored` only)."),
         "413": err("`payload_too_large`: body over `portal.max_body_bytes` (default 262144)."),
         "415": err("`unsupported_media_type`: Content-Type is not application/json."),
         **webhook_common,

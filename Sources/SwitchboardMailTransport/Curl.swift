@@ -95,9 +95,8 @@ final class CurlHandle {
     }
 
     /// Runs one request. `upload` is sent as the request body (SMTP DATA); the response body
-    /// (an IMAP literal or a custom command's untagged responses) is returned, at most
-    /// `maxResponseBytes`.
-    func perform(url: String, customRequest: String? = nil, upload: [UInt8]? = nil, recipients: [String] = [],
+    /// is returned, at most `maxResponseBytes`.
+    func perform(url: String, upload: [UInt8]? = nil, recipients: [String] = [],
                  mailFrom: String? = nil, maxResponseBytes: Int = 64 << 20) throws(MailTransportError) -> [UInt8] {
         prepare(url: url)
         let box = TransferBox(upload: upload ?? [], limit: maxResponseBytes)
@@ -110,7 +109,6 @@ final class CurlHandle {
             return total
         }
         sb_curl_setopt_pointer(handle, CURLOPT_WRITEDATA, opaque)
-        if let customRequest { sb_curl_setopt_string(handle, CURLOPT_CUSTOMREQUEST, customRequest) }
         var list: UnsafeMutablePointer<curl_slist>?
         defer { if let list { curl_slist_free_all(list) } }
         if upload != nil {

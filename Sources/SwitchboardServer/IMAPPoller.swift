@@ -50,14 +50,15 @@ struct IMAPPoller: Service, CustomStringConvertible {
                     // keeps its view of a selected mailbox, and a server-side UIDVALIDITY change
                     // or mailbox rebuild is only seen by a new session.
                     let client = IMAPClient(options)
-                    let count: Int
+                    // Logged out however the poll ends (LOGOUT failing is not an error).
+                    let outcome: Result<Int, any Error>
                     do {
-                        count = try await poll(client: client, mailbox: mailbox, cursorKey: account + "/" + mailbox, logger: logger)
-                        await client.logout()
+                        outcome = .success(try await poll(client: client, mailbox: mailbox, cursorKey: account + "/" + mailbox, logger: logger))
                     } catch {
-                        await client.logout()
-                        throw error
+                        outcome = .failure(error)
                     }
+                    await client.logout()
+                    let count = try outcome.get()
                     metrics.imapPoll(outcome: "ok")
                     if count > 0 { logger.info("IMAP poll stored mail", metadata: ["messages": "\(count)"]) }
                 } catch let error as MailTransportError {

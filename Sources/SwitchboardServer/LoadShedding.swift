@@ -25,7 +25,8 @@ final class LoadShedding: Sendable {
     }
     private let state = Mutex(State())
 
-    func refused(_ channel: Channel, metrics: SwitchboardMetrics, logger: Logger, now: Int64 = Timestamp.now()) {
+    func refused(_ channel: Channel, metrics: SwitchboardMetrics, logger: Logger, queue: StoreOverloaded.Queue = .writes,
+                 now: Int64 = Timestamp.now()) {
         metrics.shed(channel: channel)
         let report: Int? = state.withLock { state in
             state.refusedSinceLog += 1
@@ -33,10 +34,17 @@ final class LoadShedding: Sendable {
             defer { state.lastLogged = now; state.refusedSinceLog = 0 }
             return state.refusedSinceLog
         }
-        if let report {
+        guard let report else { return }
+        switch queue {
+        case .writes:
             logger.warning("inbound messages refused: the store's write queue is full", metadata: [
                 "channel": "\(channel.rawValue)", "refused": "\(report)",
                 "hint": "raise store.max_queued_writes only if the disk keeps up; see docs/OPERATIONS.md#overload",
+            ])
+        case .backlog:
+            logger.warning("inbound messages refused: the inbound queue is full", metadata: [
+                "channel": "\(channel.rawValue)", "refused": "\(report)",
+                "hint": "storing falls behind receipt; see switchboard_inbound_backlog and docs/OPERATIONS.md#overload",
             ])
         }
     }

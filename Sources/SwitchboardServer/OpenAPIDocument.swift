@@ -218,11 +218,18 @@ enum OpenAPIDocument {
         },
         "responses": {
           "202": {
-            "description": "Stored (committed) — or the same `webhook-id` was seen before and this is the first answer again.",
+            "description": "Stored (committed) — or the same `webhook-id` was seen before and this is the first answer again. With `portal.acknowledge: received`: committed to the inbound queue (`PortalQueued`, repeats too).",
             "content": {
               "application/json": {
                 "schema": {
-                  "$ref": "\u0023/components/schemas/PortalAccepted"
+                  "oneOf": [
+                    {
+                      "$ref": "\u0023/components/schemas/PortalAccepted"
+                    },
+                    {
+                      "$ref": "\u0023/components/schemas/PortalQueued"
+                    }
+                  ]
                 },
                 "example": {
                   "conversation_id": "cnv_…",
@@ -252,7 +259,7 @@ enum OpenAPIDocument {
             }
           },
           "409": {
-            "description": "`conflict`: `thread_id` already belongs to another patient's conversation.",
+            "description": "`conflict`: `thread_id` already belongs to another patient's conversation (`portal.acknowledge: stored` only).",
             "content": {
               "application/json": {
                 "schema": {
@@ -3681,6 +3688,7 @@ enum OpenAPIDocument {
       },
       "PortalAccepted": {
         "type": "object",
+        "description": "`portal.acknowledge: stored` (the default): the stored message's ids.",
         "required": [
           "conversation_id",
           "message_id"
@@ -3690,6 +3698,25 @@ enum OpenAPIDocument {
             "type": "string"
           },
           "message_id": {
+            "type": "string"
+          }
+        }
+      },
+      "PortalQueued": {
+        "type": "object",
+        "description": "`portal.acknowledge: received`: the delivery is committed to the inbound queue and will be stored once.",
+        "required": [
+          "status",
+          "webhook_id"
+        ],
+        "properties": {
+          "status": {
+            "type": "string",
+            "enum": [
+              "queued"
+            ]
+          },
+          "webhook_id": {
             "type": "string"
           }
         }

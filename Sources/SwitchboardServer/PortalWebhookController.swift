@@ -157,8 +157,8 @@ struct PortalWebhookController {
         case let error as StoreError:
             logger.notice("portal webhook refused", metadata: ["reason": "\(error.description)"])
             return error
-        case is StoreOverloaded:
-            LoadShedding.shared.refused(.portal, metrics: metrics, logger: logger)
+        case let overloaded as StoreOverloaded:
+            LoadShedding.shared.refused(.portal, metrics: metrics, logger: logger, queue: overloaded.queue)
             return LoadShedding.httpError
         default:
             metrics.storeFailure()

@@ -25,9 +25,20 @@ import Synchronization
 // fails, every caller in the batch gets that error: none of them was committed, so none of
 // them may be acknowledged. No caller is ever resumed with success before the COMMIT returned.
 /// An inbound write was refused before it started: too many writes are already waiting for
-/// the store (`store.max_queued_writes`). Nothing was written; the sender should retry later.
+/// the store (`store.max_queued_writes`), or too many deliveries acknowledged on receipt wait
+/// to be stored (`store.max_backlog`). Nothing was written; the sender should retry later.
 public struct StoreOverloaded: Error, CustomStringConvertible {
-    public var description: String { "the store's write queue is full" }
+    public enum Queue: Sendable { case writes, backlog }
+    public var queue: Queue = .writes
+
+    public init(queue: Queue = .writes) { self.queue = queue }
+
+    public var description: String {
+        switch queue {
+        case .writes: "the store's write queue is full"
+        case .backlog: "the inbound queue is full"
+        }
+    }
 }
 
 final class GroupCommit: Sendable {

@@ -98,7 +98,7 @@ extension SwitchboardStore {
     /// write queue is full), so the portal is told "later" instead of piling up work.
     public func queuePortalMessage(deliveryID: String, rawBody: [UInt8], message: QueuedPortalMessage,
                                    now: Int64 = Timestamp.now()) async throws -> QueueOutcome {
-        guard inboundBacklog.load(ordering: .relaxed) < maxInboundBacklog else { throw StoreOverloaded() }
+        guard inboundBacklog.load(ordering: .relaxed) < maxInboundBacklog else { throw StoreOverloaded(queue: .backlog) }
         let fields = message.jsonText
         let outcome = try await writeInbound { db -> QueueOutcome in
             if try Bool.fetchOne(db, cachedSQL: "SELECT 1 FROM inbound_journal WHERE channel = 'portal' AND external_id = ?",
