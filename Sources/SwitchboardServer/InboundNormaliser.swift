@@ -27,9 +27,11 @@ struct InboundNormaliser: Service, CustomStringConvertible {
     let triageWake: WakeSignal
     let metrics: SwitchboardMetrics
     let logger: Logger
-    /// Deliveries per transaction: enough to share a commit, few enough (a few milliseconds
-    /// of statements) that an acknowledgement arriving while one commits is not held long.
-    var batchSize = 8
+    /// Deliveries per transaction while deliveries arrive: few enough (a few milliseconds of
+    /// statements) that an acknowledgement arriving while one commits is not held long; and
+    /// when they have eased: enough to share each commit's fsync among many.
+    var busyBatchSize = 8
+    var quietBatchSize = 64
 
     var description: String { "InboundNormaliser" }
 
@@ -43,6 +45,8 @@ struct InboundNormaliser: Service, CustomStringConvertible {
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 var handled = 0
                 let started = ContinuousClock.now
+                let intakeBusy = store.millisecondsSinceLastQueued < Self.intakeQuietMilliseconds
+                let batchSize = intakeBusy ? busyBatchSize : quietBatchSize
                 do {
                     let batch = try await store.normaliseQueued(limit: batchSize)
                     handled = batch.count
