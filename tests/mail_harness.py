@@ -989,7 +989,7 @@ def find_email_conversations(api: h.Api, address: Optional[str] = None) -> list[
             continue
         if address is None or address.lower() in email_identity(det):
             out.append(det)
-    out.sort(key=lambda d: d["conversation"]["created_at"])
+    out.sort(key=lambda d: h.parse_time(d["conversation"]["created_at"]))
     return out
 
 

@@ -170,7 +170,7 @@ def find_sms_conversations(api: h.Api, phone: str) -> list[dict]:
         idents = det["contact"]["identities"]
         if any(i.get("kind") == "phone" and i.get("value") == phone for i in idents):
             out.append(det)
-    out.sort(key=lambda d: d["conversation"]["created_at"])
+    out.sort(key=lambda d: h.parse_time(d["conversation"]["created_at"]))
     return out
 
 

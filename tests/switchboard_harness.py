@@ -114,6 +114,13 @@ def wait_until(fn: Callable[[], Any], timeout: float, interval: float = 0.05, wh
         time.sleep(interval)
 
 
+def parse_time(s: str) -> "datetime.datetime":
+    """An API timestamp (RFC 3339, `Z`, milliseconds left out when zero) as a datetime: compare
+    these, never the strings ("…38Z" sorts after "…38.007Z")."""
+    import datetime
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
 def uid(prefix: str = "") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 

@@ -14,7 +14,7 @@ import pytest
 import mail_harness as mail
 from mail_harness import (IMAP_PASSWORD, SUPPORT_ADDRESS, all_inbound_email, build_mail, find_email_conversations,
                           inbound_texts, metric_value, smtp_send, wait_email_conversation)
-from switchboard_harness import uid, wait_until
+from switchboard_harness import parse_time, uid, wait_until
 
 POLLS = "switchboard_imap_polls_total"
 
@@ -124,7 +124,7 @@ def test_imap_outage_loses_and_duplicates_nothing(make_dovecot, mail_daemon):
         f"missing: {set(texts) - set(got)}; duplicates: {[t for t in set(got) if got.count(t) > 1]}"
     # stored in UID (= delivery) order
     by_text = {m["text"]: m for m in msgs}
-    created = [by_text[t]["created_at"] for t in texts]
+    created = [parse_time(by_text[t]["created_at"]) for t in texts]
     assert created == sorted(created), f"not stored in UID order: {list(zip(texts, created))}"
     wait_until(lambda: all(seen(f) for f in dv.all_flags().values()), 10, 0.2, "all 31 flagged \\Seen")
     inbox = dv.message_ids()

@@ -11,7 +11,6 @@ import sqlite3
 import struct
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -20,7 +19,7 @@ import requests
 import websocket
 
 import switchboard_harness as h
-from switchboard_harness import portal_event, uid, wait_until
+from switchboard_harness import parse_time, portal_event, uid, wait_until
 
 ROUTE_TIMEOUT = 10.0  # asynchronous routing after a webhook / resolve: normally milliseconds
 TRIAGE_TIMEOUT = 60.0  # first triage of a daemon may load its model
@@ -212,10 +211,6 @@ def wait_decision(api: h.Api, cid: str, pred: Callable[[dict], bool], what: str,
 
 def candidate(decision: dict, agent_id: str) -> Optional[dict]:
     return next((c for c in decision["candidates"] if c["agent_id"] == agent_id), None)
-
-
-def parse_time(s: str) -> datetime:
-    return datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
 def audit_rows(d: h.Daemon, action: str, actor_id: Optional[str] = None, cid: Optional[str] = None) -> list[tuple]:

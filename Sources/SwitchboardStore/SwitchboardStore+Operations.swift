@@ -74,14 +74,20 @@ extension SwitchboardStore {
                                                arguments: [cutoff, cutoff]) ?? 0
             let journal = try Int.fetchOne(db, cachedSQL: "SELECT count(*) FROM inbound_journal WHERE message_id IN (SELECT m.id \(eligible)) AND length(raw) > 0",
                                            arguments: [cutoff, cutoff]) ?? 0
-            // Quarantined mail (bounces for nothing we sent) is a raw delivery too: counted with the journal.
+            // Quarantined mail (bounces for nothing we sent) is a raw delivery too, and so is a
+            // queued delivery that could not be stored (marked failed; one still waiting is
+            // work to do and is never purged): counted with the journal.
             let quarantined = try Int.fetchOne(db, cachedSQL: "SELECT count(*) FROM mail_quarantine WHERE received_at < ?",
                                                arguments: [cutoff]) ?? 0
-            let result = PurgeResult(messages: ids.count, attachments: attachments, journalEntries: journal + quarantined, dryRun: dryRun)
+            let failedQueued = try Int.fetchOne(db, cachedSQL: "SELECT count(*) FROM inbound_queue WHERE failed_at IS NOT NULL AND received_at < ?",
+                                                arguments: [cutoff]) ?? 0
+            let result = PurgeResult(messages: ids.count, attachments: attachments, journalEntries: journal + quarantined + failedQueued,
+                                     dryRun: dryRun)
             guard !dryRun else { return result }
             try db.execute(cachedSQL: "DELETE FROM mail_quarantine WHERE received_at < ?", arguments: [cutoff])
+            try db.execute(cachedSQL: "DELETE FROM inbound_queue WHERE failed_at IS NOT NULL AND received_at < ?", arguments: [cutoff])
             guard !ids.isEmpty else {
-                if quarantined > 0 { try Self.audit(db, actorKind: "admin", actorID: who, action: "retention.purged", now: now) }
+                if quarantined + failedQueued > 0 { try Self.audit(db, actorKind: "admin", actorID: who, action: "retention.purged", now: now) }
                 return result
             }
             try db.execute(cachedSQL: "CREATE TEMP TABLE purge_ids (id TEXT PRIMARY KEY) WITHOUT ROWID")

@@ -137,4 +137,16 @@ import Testing
         #expect(store.inboundBacklogCount == 0)
         #expect(try await store.normaliseQueued(limit: 10).isEmpty)
     }
+
+    @Test func retentionPurgesAFailedDeliveryButNeverOneStillWaiting() async throws {
+        let store = try makeStore()
+        _ = try await queue(store, "old-failed", Self.message(id: "M-1"), now: 100)
+        _ = try await queue(store, "old-waiting", Self.message(id: "M-2"), now: 100)
+        try await store.pool.write { db in try db.execute(sql: "UPDATE inbound_queue SET failed_at = 150, failure = 'X' WHERE external_id = 'old-failed'") }
+        let dry = try await store.purge(olderThan: 1000, operator: "test", dryRun: true, now: 2000)
+        #expect(dry.journalEntries == 1)
+        _ = try await store.purge(olderThan: 1000, operator: "test", dryRun: false, now: 2000)
+        let left = try await store.pool.read { db in try String.fetchAll(db, sql: "SELECT external_id FROM inbound_queue") }
+        #expect(left == ["old-waiting"])
+    }
 }
