@@ -12,11 +12,11 @@ import SwitchboardStore
 /// Intake first: while deliveries keep arriving, the normaliser works at most a quarter of
 /// the time (after each batch it pauses three times as long as the batch took). Storing,
 /// triaging and routing a new patient's message costs far more CPU than acknowledging it
-/// (about 1.4 ms against 0.2 ms here), so without the pause a burst is acknowledged only as
-/// fast as it is processed, and senders time out and retry. With it, a burst is taken at
-/// the acknowledgement's speed into the bounded queue (`store.max_backlog`, then 503 with
-/// Retry-After) and stored at full speed as soon as it eases; agents still see it arrive
-/// meanwhile, more slowly.
+/// (about 1.4 ms of CPU against a few tenths of one here), so without the pause a burst is
+/// acknowledged only as fast as it is processed, and senders time out and retry. With it, a
+/// burst is taken at the acknowledgement's speed into the bounded queue (`store.max_backlog`,
+/// then 503 with Retry-After) and stored at full speed as soon as it eases; agents still see
+/// it arrive meanwhile, more slowly.
 ///
 /// Trusts: the store. On failure: a delivery that cannot be stored is left queued and marked
 /// failed (logged with its delivery id and the error's type, never its content); the store

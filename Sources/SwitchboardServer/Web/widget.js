@@ -308,11 +308,15 @@
         state.receivedTimer = setTimeout(function () { frame({ type: "received", seq: state.lastSeq }); markRead(); }, 200);
         break;
       case "queue":
-        setStatus(t.queue(m.position, m.estimated_wait_seconds)); break;
+        // Once the conversation goes on by SMS or email, the chat queue is not the patient's
+        // concern: keep telling them how the answer will come.
+        if (!state.continued) { setStatus(t.queue(m.position, m.estimated_wait_seconds)); }
+        break;
       case "agent_joined":
         setStatus(t.joined(m.name)); break;
       case "typing":
-        setStatus(m.active ? t.agent + " " + t.typing : ""); break;
+        if (!state.continued) { setStatus(m.active ? t.agent + " " + t.typing : ""); }
+        break;
       case "resolved":
         setStatus(t.resolved); break;
       case "availability":
