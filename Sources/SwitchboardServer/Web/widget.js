@@ -309,13 +309,14 @@
         break;
       case "queue":
         // Once the conversation goes on by SMS or email, the chat queue is not the patient's
-        // concern: keep telling them how the answer will come.
-        if (!state.continued) { setStatus(t.queue(m.position, m.estimated_wait_seconds)); }
+        // concern: keep telling them how the answer will come. Nor while the continue form's
+        // error is showing.
+        if (!state.continued && !state.formError) { setStatus(t.queue(m.position, m.estimated_wait_seconds)); }
         break;
       case "agent_joined":
         setStatus(t.joined(m.name)); break;
       case "typing":
-        if (!state.continued) { setStatus(m.active ? t.agent + " " + t.typing : ""); }
+        if (!state.continued && !state.formError) { setStatus(m.active ? t.agent + " " + t.typing : ""); }
         break;
       case "resolved":
         setStatus(t.resolved); break;
@@ -325,7 +326,9 @@
         state.continued = m.channel; renderOffer(); setStatus(t.continued[m.channel]); break;
       case "error":
         if (!m.client_id && (m.code === "invalid_field" || m.code === "address_unavailable")) {
-          setStatus(m.code === "invalid_field" ? t.badAddress : t.addressTaken);   // the continue form's answer
+          // The continue form's answer stays until the patient submits again.
+          state.formError = true;
+          setStatus(m.code === "invalid_field" ? t.badAddress : t.addressTaken);
           break;
         }
         var failed = m.client_id && state.pending.filter(function (p) { return p.client_id === m.client_id; })[0];
@@ -385,7 +388,7 @@
     [select, label, address, go].forEach(function (n) { form.appendChild(n); });
     form.addEventListener("submit", function (e) {
       e.preventDefault();
-      if (address.value.trim()) { frame({ type: "continue", channel: select.value, address: address.value.trim() }); }
+      if (address.value.trim()) { state.formError = false; frame({ type: "continue", channel: select.value, address: address.value.trim() }); }
     });
     offer.appendChild(form);
   }
