@@ -110,6 +110,13 @@ for i in $(seq 300); do
   sleep 0.1
 done
 echo "switchboardd pid=$DPID ready on 127.0.0.1:$PORT" >&2
+# The triage classifier trains for a few seconds after start while intake already runs (one
+# core's worth): measure the daemon as it runs for the rest of its life, not while it trains.
+for i in $(seq 600); do
+  curl -fsS --max-time 1 "http://127.0.0.1:$PORT/metrics" 2>/dev/null | grep -q '^switchboard_triage_ready 1' && break
+  [ "$i" = 600 ] && echo "triage not ready after 60 s; measuring anyway" >&2
+  sleep 0.1
+done
 
 # smoke: the first pre-generated request must be accepted, otherwise the numbers mean nothing
 # (use the last line of thread 0's file so wrk's first requests are still fresh)

@@ -5,6 +5,11 @@ public enum JSONText {
     /// `<`, `>`, `&` and U+2028/2029 are too, so the text can never close a script element
     /// or break a JavaScript string if pasted into a page.
     public static func quote(_ value: String, escapingHTML: Bool = false) -> String {
+        // Most values need no escape at all: one pass over the bytes finds that out, and
+        // then the value is copied whole instead of appended scalar by scalar.
+        if !value.utf8.contains(where: { needsEscape($0, escapingHTML: escapingHTML) }) {
+            return "\"" + value + "\""
+        }
         var out = "\""
         for scalar in value.unicodeScalars {
             switch scalar {
@@ -22,6 +27,13 @@ public enum JSONText {
             }
         }
         return out + "\""
+    }
+
+    /// Whether a UTF-8 byte may start something `quote` escapes. 0xE2 starts U+2028 and
+    /// U+2029 (and other characters, which then merely take the slower, exact path).
+    private static func needsEscape(_ byte: UInt8, escapingHTML: Bool) -> Bool {
+        if byte < 0x20 || byte == 0x22 || byte == 0x5C || byte == 0x7F { return true }
+        return escapingHTML && (byte == 0x3C || byte == 0x3E || byte == 0x26 || byte == 0xE2)
     }
 
     private static let htmlSensitive: Set<Unicode.Scalar> = ["<", ">", "&", "\u{2028}", "\u{2029}"]

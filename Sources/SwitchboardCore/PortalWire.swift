@@ -62,16 +62,8 @@ public struct PortalInboundEvent: Sendable, Equatable {
         self.message = message
     }
 
-    public static func decode(_ body: some DataProtocol) throws(DecodingError) -> PortalInboundEvent {
-        let root: [String: Any]
-        do {
-            guard let object = try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
-                throw DecodingError.malformedJSON
-            }
-            root = object
-        } catch {
-            throw .malformedJSON
-        }
+    public static func decode(_ body: some Collection<UInt8>) throws(DecodingError) -> PortalInboundEvent {
+        guard let root = (try? JSONValue.parse(body))?.objectValue else { throw .malformedJSON }
         let fields = Fields(root, path: "")
         let type = try fields.requiredString("type")
         guard type == messageCreated else { throw .unsupportedType }
@@ -104,11 +96,12 @@ public struct PortalInboundEvent: Sendable, Equatable {
     }
 
     /// Typed access to one JSON object, with errors that carry the dotted field path.
+    /// `null` counts as absent.
     private struct Fields {
-        let values: [String: Any]
+        let values: [String: JSONValue]
         let path: String
 
-        init(_ values: [String: Any], path: String) {
+        init(_ values: [String: JSONValue], path: String) {
             self.values = values
             self.path = path
         }
@@ -116,14 +109,14 @@ public struct PortalInboundEvent: Sendable, Equatable {
         func name(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
 
         func object(_ key: String) throws(DecodingError) -> Fields {
-            guard let value = values[key], !(value is NSNull) else { throw .missingField(name(key)) }
-            guard let object = value as? [String: Any] else { throw .wrongType(field: name(key), expected: "an object") }
-            return Fields(object, path: name(key))
+            guard let value = values[key], value != .null else { throw .missingField(name(key)) }
+            guard case .object(let members) = value else { throw .wrongType(field: name(key), expected: "an object") }
+            return Fields(members, path: name(key))
         }
 
         func optionalString(_ key: String) throws(DecodingError) -> String? {
-            guard let value = values[key], !(value is NSNull) else { return nil }
-            guard let string = value as? String else { throw .wrongType(field: name(key), expected: "a string") }
+            guard let value = values[key], value != .null else { return nil }
+            guard case .string(let string) = value else { throw .wrongType(field: name(key), expected: "a string") }
             return string
         }
 

@@ -73,31 +73,39 @@ struct InboundNormaliser: Service, CustomStringConvertible {
     }
 
     private func report(_ batch: [NormalisedDelivery]) {
-        var stored = false
-        for delivery in batch {
+        // The per-delivery logger (ids only) is built only for a line that will be written:
+        // at the usual `warning` level the stored ones log nothing, and this runs per message.
+        let infoLogged = logger.logLevel <= .info
+        func deliveryLogger(_ delivery: NormalisedDelivery, _ result: IngestResult?) -> Logger {
             var logger = logger
             logger[metadataKey: "channel"] = "\(delivery.channel.rawValue)"
             logger[metadataKey: "webhook.id"] = "\(delivery.deliveryID)"
-            switch delivery.outcome {
-            case .stored(let result), .storedApartFromThread(let result):
+            if let result {
                 logger[metadataKey: "conversation.id"] = "\(result.conversationID)"
                 logger[metadataKey: "message.id"] = "\(result.messageID)"
+            }
+            return logger
+        }
+        var stored = false
+        for delivery in batch {
+            switch delivery.outcome {
+            case .stored(let result), .storedApartFromThread(let result):
                 if result.duplicate {
-                    logger.info("queued delivery repeats a stored message")
+                    if infoLogged { deliveryLogger(delivery, result).info("queued delivery repeats a stored message") }
                     continue
                 }
                 stored = true
                 metrics.messageIn(channel: delivery.channel)
                 if case .storedApartFromThread = delivery.outcome {
-                    logger.warning("queued message stored in a new conversation", metadata: [
+                    deliveryLogger(delivery, result).warning("queued message stored in a new conversation", metadata: [
                         "reason": "thread_id belongs to another patient's conversation",
                     ])
-                } else {
-                    logger.info("queued message stored")
+                } else if infoLogged {
+                    deliveryLogger(delivery, result).info("queued message stored")
                 }
             case .failed(let errorType):
                 metrics.storeFailure()
-                logger.error("queued delivery cannot be stored; left in inbound_queue marked failed", metadata: [
+                deliveryLogger(delivery, nil).error("queued delivery cannot be stored; left in inbound_queue marked failed", metadata: [
                     "error.type": "\(errorType)",
                 ])
             }

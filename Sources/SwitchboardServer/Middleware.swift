@@ -207,8 +207,22 @@ extension Request {
     /// Whether the Content-Type is `media` (parameters such as charset ignored).
     func hasContentType(_ media: String) -> Bool {
         guard let value = headers[.contentType] else { return false }
-        let essence = value.split(separator: ";", maxSplits: 1)[0].trimmingCharacters(in: .whitespaces).lowercased()
-        return essence == media
+        return Self.mediaType(value, is: media)
+    }
+
+    /// Whether a Content-Type value's media type (before any `;`, spaces and tabs around it
+    /// ignored, case-insensitive) is `media`, given in lower case. Compared on bytes: this
+    /// runs on every webhook, and Foundation's trimming bridged through NSString.
+    static func mediaType(_ value: String, is media: String) -> Bool {
+        var essence = value.utf8.prefix { $0 != UInt8(ascii: ";") }[...]
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        while let first = essence.first, isBlank(first) { essence = essence.dropFirst() }
+        while let last = essence.last, isBlank(last) { essence = essence.dropLast() }
+        guard essence.count == media.utf8.count else { return false }
+        return zip(essence, media.utf8).allSatisfy { byte, expected in
+            let lower = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
+            return lower == expected
+        }
     }
 }
 

@@ -30,15 +30,15 @@ struct PortalWebhookController {
     static let webhookTimestamp = HTTPField.Name("webhook-timestamp")!
     static let webhookSignature = HTTPField.Name("webhook-signature")!
 
-    struct Accepted: Encodable {
-        let conversationId: String
-        let messageId: String
+    /// The answer once stored: the conversation's and the message's ids (OpenAPI
+    /// `PortalAccepted`). Written without an encoder: this runs for every delivery.
+    static func accepted(conversationID: String, messageID: String) -> JSONValue {
+        .object(["conversation_id": .string(conversationID), "message_id": .string(messageID)])
     }
 
-    /// The answer when acknowledging on receipt: committed to the inbound queue.
-    struct Queued: Encodable {
-        var status = "queued"
-        let webhookId: String
+    /// The answer when acknowledging on receipt, committed to the inbound queue (`PortalQueued`).
+    static func queued(deliveryID: String) -> JSONValue {
+        .object(["status": "queued", "webhook_id": .string(deliveryID)])
     }
 
     func register(on router: Router<AppRequestContext>) {
@@ -127,7 +127,8 @@ struct PortalWebhookController {
         logger.info(result.duplicate ? "portal delivery repeated" : "portal message stored", metadata: [
             "conversation.id": "\(result.conversationID)", "message.id": "\(result.messageID)",
         ])
-        return JSON.response(Accepted(conversationId: result.conversationID, messageId: result.messageID), status: .accepted)
+        return JSON.response(Self.accepted(conversationID: result.conversationID, messageID: result.messageID),
+                             status: .accepted)
     }
 
     /// `portal.acknowledge: received`: commit the delivery to the inbound queue and answer.
@@ -148,7 +149,7 @@ struct PortalWebhookController {
         } else {
             logger.info("portal delivery repeated")
         }
-        return JSON.response(Queued(webhookId: deliveryID), status: .accepted)
+        return JSON.response(Self.queued(deliveryID: deliveryID), status: .accepted)
     }
 
     /// The answer to the store refusing or failing: the error to throw, logged and counted.

@@ -24,6 +24,12 @@ public struct SwitchboardMetrics: Sendable {
         Counter(label: "switchboard_triage_total", dimensions: [("urgency", urgency), ("intent", intent)]).increment()
     }
 
+    /// 1 once the triage classifier is trained and classifying, 0 before (it trains at start,
+    /// while intake already runs) and when triage is disabled.
+    func triageReady(_ ready: Bool) {
+        Gauge(label: "switchboard_triage_ready").record(ready ? 1 : 0)
+    }
+
     /// One store transaction has committed, carrying `writes` callers' writes (group commit).
     public func storeCommitted(writes: Int) {
         Counter(label: "switchboard_store_commits_total").increment()

@@ -29,6 +29,7 @@ public struct TriageService: Service, CustomStringConvertible {
     public var description: String { "TriageService" }
 
     public func run() async throws {
+        metrics.triageReady(false)
         guard configuration.enabled else {
             logger.notice("triage disabled", metadata: ["key": "triage.enabled"])
             // A service that returns ends the whole group: idle until shutdown instead.
@@ -44,6 +45,7 @@ public struct TriageService: Service, CustomStringConvertible {
         _ = rules.rules.evaluate(RuleInput(channel: "portal", intent: "general_info", urgency: "routine", language: "en",
                                            text: warmUp, contactIdentities: [], now: Date()))
         _ = RuleSet.isHandoverRequest(warmUp)
+        metrics.triageReady(true)
         logger.info("triage classifier trained", metadata: [
             "corpus.messages": "\(classifier.trainingSize)", "duration": "\(ContinuousClock.now - started)",
         ])

@@ -91,6 +91,15 @@ import Testing
         }
     }
 
+    @Test(arguments: [
+        ("application/json", true), ("Application/JSON; charset=utf-8", true), (" application/json ;x", true),
+        ("\tapplication/json", true), ("application/json;", true), ("application/jsonx", false), ("application/js", false),
+        ("text/plain", false), ("", false), ("application/ json", false),
+    ])
+    func contentTypeIsComparedByMediaType(value: String, matches: Bool) {
+        #expect(Request.mediaType(value, is: "application/json") == matches)
+    }
+
     @Test func webhookRefusals() async throws {
         let (app, store, _) = try makeApp()
         try await app.test(.router) { client in
