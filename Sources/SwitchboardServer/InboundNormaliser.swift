@@ -27,10 +27,13 @@ struct InboundNormaliser: Service, CustomStringConvertible {
     let triageWake: WakeSignal
     let metrics: SwitchboardMetrics
     let logger: Logger
-    /// Deliveries per transaction while deliveries arrive: few enough (a few milliseconds of
-    /// statements) that an acknowledgement arriving while one commits is not held long; and
-    /// when they have eased: enough to share each commit's fsync among many.
-    var busyBatchSize = 8
+    /// Deliveries per transaction while deliveries arrive: as few as this, because the
+    /// acknowledgements committed meanwhile share that transaction and wait for all of it
+    /// (about 1 ms per delivery stored here). Batches of 8 held every acknowledgement behind
+    /// ~8 ms of statements a quarter of the time; 2 gave 4,621–4,866 acknowledgements a second
+    /// against 4,067–4,253, and p99 13 ms against 18 (Benchmarks/ingest.sh, ACK=received).
+    /// Once intake has eased: enough to share each commit's fsync among many.
+    var busyBatchSize = 2
     var quietBatchSize = 64
 
     var description: String { "InboundNormaliser" }

@@ -154,17 +154,71 @@ extension SwitchboardStore {
 
 /// Keeps a commit observation alive; cancelled when released.
 public final class CommitObservation: Sendable {
-    private let cancellable: AnyDatabaseCancellable
-    init(_ cancellable: AnyDatabaseCancellable) { self.cancellable = cancellable }
-    public func cancel() { cancellable.cancel() }
+    private let observer: TableCommitObserver
+    private let pool: DatabasePool
+
+    init(observer: TableCommitObserver, pool: DatabasePool) {
+        self.observer = observer
+        self.pool = pool
+    }
+
+    /// Stops the calls. Released without it, the observation ends too (GRDB holds the
+    /// observer weakly); never call this from inside a store write.
+    public func cancel() { pool.remove(transactionObserver: observer) }
+}
+
+/// Hears of every committed transaction that inserted, updated or deleted rows of one table.
+///
+/// Why not GRDB's `DatabaseRegionObservation`: SQLite's writer asks every observer about every
+/// statement it runs, and a region observer answers by building a `DatabaseRegion` each time;
+/// with two of them that was about 5% of the daemon's CPU while storing messages (perf,
+/// BENCHMARKS.md). This one compares a table name, and stops listening for the rest of a
+/// transaction as soon as it has seen one change.
+/// Trusts: GRDB to call it only on the writer's queue, one transaction at a time, which is what
+/// makes `changed` safe without a lock. On failure: a rolled-back transaction is not reported.
+final class TableCommitObserver: TransactionObserver, @unchecked Sendable {
+    private let table: [UInt8]
+    private let onCommit: @Sendable () -> Void
+    private var changed = false
+
+    init(table: String, onCommit: @escaping @Sendable () -> Void) {
+        self.table = Array(table.lowercased().utf8)
+        self.onCommit = onCommit
+    }
+
+    func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool {
+        let name = eventKind.tableName.utf8
+        guard name.count == table.count else { return false }
+        // ASCII case-insensitively, as SQLite compares table names.
+        return zip(name, table).allSatisfy { byte, lower in
+            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 == lower : byte == lower
+        }
+    }
+
+    func databaseDidChange(with event: DatabaseEvent) {
+        changed = true
+        stopObservingDatabaseChangesUntilNextTransaction()
+    }
+
+    func databaseDidCommit(_ db: Database) {
+        guard changed else { return }
+        changed = false
+        onCommit()
+    }
+
+    func databaseDidRollback(_ db: Database) {
+        changed = false
+    }
 }
 
 extension SwitchboardStore {
     /// Calls `onChange` after every committed transaction that wrote to `table` — how the
     /// router and the event stream learn of new signals and events without polling, from
-    /// whichever part of the daemon wrote them.
+    /// whichever part of the daemon wrote them. `onChange` runs on the writer's queue, right
+    /// after the commit: it must only hand the news on (signal a wake-up), never wait.
     public func observeCommits(to table: String, _ onChange: @escaping @Sendable () -> Void) -> CommitObservation {
-        let observation = DatabaseRegionObservation(tracking: Table(table))
-        return CommitObservation(observation.start(in: pool, onError: { _ in }, onChange: { _ in onChange() }))
+        let observer = TableCommitObserver(table: table, onCommit: onChange)
+        pool.add(transactionObserver: observer, extent: .observerLifetime)
+        return CommitObservation(observer: observer, pool: pool)
     }
 }

@@ -103,4 +103,18 @@ import Testing
             #expect(!RuleSet.isHandoverRequest(text), "\(text)")
         }
     }
+
+    /// ASCII text is folded on its bytes; the result is Foundation's, for every ASCII character
+    /// at either end or inside, and for texts that are not ASCII (which take Foundation's path).
+    @Test func asciiFoldingMatchesFoundation() {
+        var texts = ["  Talk To A Person!!  ", "\t\n0\r\n", "...", "", "$5 (please)", "`~agent~`", "Ágente", "¿hablar con alguien?"]
+        for byte in UInt8(0)..<128 {
+            let character = String(decoding: [byte], as: UTF8.self)
+            texts += [character, character + "Agent" + character, "x" + character + "Y"]
+        }
+        for text in texts {
+            #expect(RuleSet.handoverFolded(text) == RuleSet.foundationFolded(text), "\(Array(text.utf8))")
+        }
+        #expect(RuleSet.isHandoverRequest("¡AGENTE!") && RuleSet.isHandoverRequest("  SomeOne?? "))
+    }
 }
