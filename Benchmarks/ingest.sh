@@ -9,9 +9,12 @@
 #   N=200000             distinct pre-signed requests to generate
 #   THREADS=2 CONNS=16 DURATION=10s   wrk parameters
 #   HALF=1               also run at half the measured rate (per-connection delay) and report p99
-#   COMPARE=1            in the same run, measure the yardsticks first: SQLite's own durable rates
-#                        on the same disk (sqlite_baseline.py) and a minimal Hummingbird server
-#                        (hello-bench) under the same wrk load; print the ratios (COMPARE line)
+#   COMPARE=1            in the same run, measure the yardsticks: SQLite's own durable rates on the
+#                        same disk (sqlite_baseline.py), and a minimal Hummingbird server (hello-bench)
+#                        under the same wrk load right before each round; print each round's ratio
+#                        (ROUND lines) and the medians (COMPARE line)
+#   ROUNDS=3             rounds of yardstick-then-daemon, each daemon fresh on an empty store (the
+#                        machine's speed drifts between minutes: a ratio is taken within a round)
 #   KEEP=0               1 keeps the temp dir (config, DB, daemon log) for inspection
 #   ACK=stored           portal.acknowledge: stored (202 once the message is in its conversation)
 #                        or received (202 once the delivery is in the inbound queue); with
@@ -86,52 +89,67 @@ rate_of() { sed -n 's/.*req_per_s=\([0-9.]*\).*/\1/p' "$WORK/wrk.$1.out"; }
 if [ "${COMPARE:-1}" = 1 ]; then
   echo "== yardstick: SQLite on this disk (WAL, synchronous=FULL)" >&2
   $PY "$HERE/sqlite_baseline.py" "$WORK" 5 | tee "$WORK/sqlite.out"
-  if [ -x "$BIN/hello-bench" ]; then
-    HELLO_PORT=$(free_port)
-    timeout -s TERM 120 "$BIN/hello-bench" "$HELLO_PORT" > /dev/null 2>&1 &
-    HELLO_PID=$!
-    wait_port "$HELLO_PORT" || { echo "hello-bench did not start" >&2; exit 1; }
-    echo "== yardstick: minimal Hummingbird server (hello-bench), same requests" >&2
-    run_wrk 0 "http://127.0.0.1:$HELLO_PORT" hello
-    kill -TERM "$HELLO_PID" 2>/dev/null || true; wait "$HELLO_PID" 2>/dev/null || true
-  else
-    echo "no hello-bench in $BIN (swift build -c release --product hello-bench); skipping that yardstick" >&2
-  fi
+  [ -x "$BIN/hello-bench" ] || echo "no hello-bench in $BIN (swift build -c release --product hello-bench); skipping that yardstick" >&2
 fi
 
-# bounded: the daemon can never outlive the benchmark by more than this
-timeout -s TERM 300 "$BIN/switchboardd" --config "$WORK/switchboard.yaml" \
-  > "$WORK/daemon.stdout.log" 2> "$WORK/daemon.stderr.log" < /dev/null &
-DPID=$!
-for i in $(seq 300); do
-  if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/readyz" 2>/dev/null; then break; fi
-  kill -0 "$DPID" 2>/dev/null || { echo "switchboardd exited early:" >&2; tail -20 "$WORK/daemon.stderr.log" >&2; exit 1; }
-  [ "$i" = 300 ] && { echo "switchboardd not ready after 30 s" >&2; tail -20 "$WORK/daemon.stderr.log" >&2; exit 1; }
-  sleep 0.1
-done
-echo "switchboardd pid=$DPID ready on 127.0.0.1:$PORT" >&2
-# The triage classifier trains for a few seconds after start while intake already runs (one
-# core's worth): measure the daemon as it runs for the rest of its life, not while it trains.
-for i in $(seq 600); do
-  curl -fsS --max-time 1 "http://127.0.0.1:$PORT/metrics" 2>/dev/null | grep -q '^switchboard_triage_ready 1' && break
-  [ "$i" = 600 ] && echo "triage not ready after 60 s; measuring anyway" >&2
-  sleep 0.1
-done
+hello_round() {  # $1 = round
+  HELLO_PORT=$(free_port)
+  timeout -s TERM 120 "$BIN/hello-bench" "$HELLO_PORT" > /dev/null 2>&1 &
+  HELLO_PID=$!
+  wait_port "$HELLO_PORT" || { echo "hello-bench did not start" >&2; exit 1; }
+  echo "== round $1: yardstick, minimal Hummingbird server (hello-bench), same requests" >&2
+  run_wrk 0 "http://127.0.0.1:$HELLO_PORT" "hello.$1"
+  kill -TERM "$HELLO_PID" 2>/dev/null || true; wait "$HELLO_PID" 2>/dev/null || true
+}
 
-# smoke: the first pre-generated request must be accepted, otherwise the numbers mean nothing
-# (use the last line of thread 0's file so wrk's first requests are still fresh)
-SMOKE=$( (if [ "$THREADS" -gt 1 ]; then tail -1 "$WORK/requests.tsv.0"; else tail -1 "$WORK/requests.tsv"; fi) )
-# the line's header fields become curl -H arguments; the last field is the body
-SMOKE_ARGS=(); IFS=$'\t' read -r -a FIELDS <<< "$SMOKE"
-for ((k = 0; k < ${#FIELDS[@]} - 1; k++)); do SMOKE_ARGS+=(-H "${FIELDS[k]}"); done
-CODE=$(curl -sS -o "$WORK/smoke.out" -w '%{http_code}' --max-time 10 -X POST "http://127.0.0.1:$PORT$ROUTE" \
-  "${SMOKE_ARGS[@]}" --data-binary "${FIELDS[${#FIELDS[@]}-1]}")
-echo "smoke request -> HTTP $CODE $(head -c 200 "$WORK/smoke.out")" >&2
-case "$CODE" in 200|202) ;; *) echo "smoke request not accepted; aborting" >&2; exit 1 ;; esac
+start_daemon() {
+  rm -rf "$WORK/var"; mkdir -p "$WORK/var"
+  # the previous round's writes (tens of MB of WAL and database) go to disk now, not under
+  # this round's fsyncs
+  sync
+  # bounded: the daemon can never outlive the benchmark by more than this
+  timeout -s TERM 300 "$BIN/switchboardd" --config "$WORK/switchboard.yaml" \
+    >> "$WORK/daemon.stdout.log" 2>> "$WORK/daemon.stderr.log" < /dev/null &
+  DPID=$!
+  for i in $(seq 300); do
+    if curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/readyz" 2>/dev/null; then break; fi
+    kill -0 "$DPID" 2>/dev/null || { echo "switchboardd exited early:" >&2; tail -20 "$WORK/daemon.stderr.log" >&2; exit 1; }
+    [ "$i" = 300 ] && { echo "switchboardd not ready after 30 s" >&2; tail -20 "$WORK/daemon.stderr.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "switchboardd pid=$DPID ready on 127.0.0.1:$PORT" >&2
+  # The triage classifier trains for a few seconds after start while intake already runs (one
+  # core's worth): measure the daemon as it runs for the rest of its life, not while it trains.
+  for i in $(seq 600); do
+    curl -fsS --max-time 1 "http://127.0.0.1:$PORT/metrics" 2>/dev/null | grep -q '^switchboard_triage_ready 1' && break
+    [ "$i" = 600 ] && echo "triage not ready after 60 s; measuring anyway" >&2
+    sleep 0.1
+  done
+  # smoke: the first pre-generated request must be accepted, otherwise the numbers mean nothing
+  # (use the last line of thread 0's file so wrk's first requests are still fresh)
+  SMOKE=$( (if [ "$THREADS" -gt 1 ]; then tail -1 "$WORK/requests.tsv.0"; else tail -1 "$WORK/requests.tsv"; fi) )
+  # the line's header fields become curl -H arguments; the last field is the body
+  SMOKE_ARGS=(); IFS=$'\t' read -r -a FIELDS <<< "$SMOKE"
+  for ((k = 0; k < ${#FIELDS[@]} - 1; k++)); do SMOKE_ARGS+=(-H "${FIELDS[k]}"); done
+  CODE=$(curl -sS -o "$WORK/smoke.out" -w '%{http_code}' --max-time 10 -X POST "http://127.0.0.1:$PORT$ROUTE" \
+    "${SMOKE_ARGS[@]}" --data-binary "${FIELDS[${#FIELDS[@]}-1]}")
+  echo "smoke request -> HTTP $CODE $(head -c 200 "$WORK/smoke.out")" >&2
+  case "$CODE" in 200|202) ;; *) echo "smoke request not accepted; aborting" >&2; exit 1 ;; esac
+}
 
-echo "== $KIND: maximum rate (portal.acknowledge: ${ACK:-stored})" >&2
-run_wrk 0 "http://127.0.0.1:$PORT" 0
-LOAD_END=$(date +%s.%N)
+# Rounds, each the yardstick then the daemon (fresh, on an empty store) under the same load:
+# this machine's speed drifts by ±15% from one minute to the next, so the ratio is taken within
+# each round and the median reported. The last round's daemon stays up for what follows.
+ROUNDS=${ROUNDS:-3}
+for ROUND in $(seq "$ROUNDS"); do
+  if [ "${COMPARE:-1}" = 1 ] && [ -x "$BIN/hello-bench" ]; then hello_round "$ROUND"; fi
+  start_daemon
+  echo "== round $ROUND: $KIND, maximum rate (portal.acknowledge: ${ACK:-stored})" >&2
+  run_wrk 0 "http://127.0.0.1:$PORT" "$ROUND"
+  LOAD_END=$(date +%s.%N)
+  [ "$ROUND" = "$ROUNDS" ] || stop_daemon
+done
+cp "$WORK/wrk.$ROUNDS.out" "$WORK/wrk.0.out"
 LOAD_S=$(sed -n 's/.*duration_s=\([0-9.]*\).*/\1/p' "$WORK/wrk.0.out")
 # Everything acknowledged must also be stored and triaged: wait until nothing is waiting
 # (inbound backlog 0, stored == triaged) and report how long that took after the load, and
@@ -153,8 +171,13 @@ done = time.time()
 print(f"DRAIN after_load_s={done - end:.1f} stored={stored:.0f} triaged={triaged:.0f} backlog={backlog:.0f} "
       f"end_to_end_msg_per_s={stored / (load_s + done - end):.0f}")
 PYEOF
+# The median of the rounds' rates (the middle one; the lower middle with an even count).
+median_rate() {  # $1 = tag prefix ("" for the daemon, "hello." for the yardstick)
+  for r in $(seq "$ROUNDS"); do [ -f "$WORK/wrk.$1$r.out" ] && rate_of "$1$r"; done | sort -g \
+    | awk '{v[NR]=$1} END{print (NR ? v[int((NR+1)/2)] : 0)}'
+}
 if [ "${HALF:-1}" = 1 ]; then
-  RATE=$(rate_of 0)
+  RATE=$(median_rate "")
   # each connection waits so that CONNS connections offer about RATE/2 requests per second
   DELAY=$($PY -c "print(max(1, round($CONNS * 1000 / ($RATE / 2))))")
   echo "== $KIND: half rate (~$($PY -c "print(round($RATE / 2))") req/s offered, delay ${DELAY} ms per connection)" >&2
@@ -163,14 +186,24 @@ fi
 if [ "${COMPARE:-1}" = 1 ]; then
   PER_ROW=$(sed -n 's/.*per_row_rows_per_s=\([0-9]*\).*/\1/p' "$WORK/sqlite.out")
   BATCH=$(sed -n 's/.*batch100_rows_per_s=\([0-9]*\).*/\1/p' "$WORK/sqlite.out")
-  HELLO=$( [ -f "$WORK/wrk.hello.out" ] && rate_of hello || echo 0)
-  $PY - "$KIND" "$(rate_of 0)" "$HELLO" "$PER_ROW" "$BATCH" <<'PYEOF'
-import sys
-kind, ingest, hello, per_row, batch = sys.argv[1], *map(float, sys.argv[2:])
-ratio = lambda a, b: f"{a / b:.2f}" if b else "n/a"
-print(f"COMPARE kind={kind} ingest_req_per_s={ingest:.0f} hello_req_per_s={hello:.0f} sqlite_per_row={per_row:.0f} "
-      f"sqlite_batch100={batch:.0f} ingest_vs_hello={ratio(ingest, hello)} (goal >= 0.3) "
-      f"ingest_vs_sqlite_per_row={ratio(ingest, per_row)} (goal >= 3)")
+  PAIRS=""
+  for r in $(seq "$ROUNDS"); do
+    PAIRS="$PAIRS $(rate_of "$r"):$( [ -f "$WORK/wrk.hello.$r.out" ] && rate_of "hello.$r" || echo 0)"
+  done
+  $PY - "$KIND" "$PER_ROW" "$BATCH" $PAIRS <<'PYEOF'
+import statistics, sys
+kind, per_row, batch = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+rounds = [tuple(map(float, pair.split(":"))) for pair in sys.argv[4:]]
+for n, (ingest, hello) in enumerate(rounds, 1):
+    print(f"ROUND {n} ingest_req_per_s={ingest:.0f} hello_req_per_s={hello:.0f} "
+          f"ingest_vs_hello={ingest / hello if hello else float('nan'):.2f}")
+ratios = [i / h for i, h in rounds if h]
+ingest = statistics.median_low([i for i, _ in rounds])
+hello = statistics.median_low([h for _, h in rounds])
+ratio = f"{statistics.median_low(ratios):.2f}" if ratios else "n/a"
+print(f"COMPARE kind={kind} rounds={len(rounds)} ingest_req_per_s={ingest:.0f} hello_req_per_s={hello:.0f} "
+      f"sqlite_per_row={per_row:.0f} sqlite_batch100={batch:.0f} ingest_vs_hello={ratio} (median of the rounds' ratios; goal >= 0.3) "
+      f"ingest_vs_sqlite_per_row={ingest / per_row if per_row else float('nan'):.2f} (median rate; goal >= 3)")
 PYEOF
 fi
 
