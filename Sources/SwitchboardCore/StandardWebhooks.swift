@@ -13,6 +13,9 @@ public enum StandardWebhooks {
     /// A signing secret, configured as `whsec_<base64>` (the prefix is optional).
     public struct Secret: Sendable, CustomStringConvertible, CustomReflectable {
         public let key: SymmetricKey
+        /// HMAC-SHA256 with the key already absorbed: each signature starts from a copy of it
+        /// instead of keying afresh (keying was 1% of the daemon's CPU under the ingest benchmark).
+        let keyed: HMAC<SHA256>
         public var description: String { "<redacted>" }
         public var customMirror: Mirror { Mirror(self, children: [:]) }
 
@@ -37,10 +40,12 @@ public enum StandardWebhooks {
             guard let bytes = Data(base64Encoded: text) else { throw .notBase64 }
             guard bytes.count >= 16 else { throw .tooShort }
             key = SymmetricKey(data: bytes)
+            keyed = HMAC(key: key)
         }
 
         public init(keyBytes: [UInt8]) {
             key = SymmetricKey(data: keyBytes)
+            keyed = HMAC(key: key)
         }
     }
 
@@ -66,10 +71,15 @@ public enum StandardWebhooks {
 
     /// The `v1,<base64>` signature of one message.
     public static func signature(id: String, timestamp: Int64, body: some DataProtocol, secret: Secret) -> String {
-        var hmac = HMAC<SHA256>(key: secret.key)
+        "v1," + Data(mac(id: id, timestamp: String(timestamp), body: body, secret: secret)).base64EncodedString()
+    }
+
+    /// HMAC-SHA256 of `"<id>.<timestamp>.<body>"`, without copying the body.
+    static func mac(id: String, timestamp: String, body: some DataProtocol, secret: Secret) -> [UInt8] {
+        var hmac = secret.keyed
         hmac.update(data: Array("\(id).\(timestamp).".utf8))
         hmac.update(data: body)
-        return "v1," + Data(hmac.finalize()).base64EncodedString()
+        return Array(hmac.finalize())
     }
 
     /// Checks the three headers against the body. Returns normally only when the timestamp
@@ -87,15 +97,12 @@ public enum StandardWebhooks {
         if seconds < nowSeconds - toleranceSeconds { throw .timestampTooOld }
         if seconds > nowSeconds + toleranceSeconds { throw .timestampInFuture }
 
-        var signed = Array("\(id).\(timestamp).".utf8)
-        signed.append(contentsOf: body)
+        let expected = mac(id: id, timestamp: timestamp, body: body, secret: secret)
         for candidate in signatureHeader.split(separator: " ", omittingEmptySubsequences: true) {
             guard candidate.hasPrefix("v1,"),
-                  let mac = Data(base64Encoded: String(candidate.dropFirst(3))),
-                  mac.count == SHA256.byteCount else { continue }
-            if HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: signed, using: secret.key) {
-                return
-            }
+                  let given = Data(base64Encoded: String(candidate.dropFirst(3))),
+                  given.count == SHA256.byteCount else { continue }
+            if ConstantTime.equal(given, expected) { return }
         }
         throw .noValidSignature
     }

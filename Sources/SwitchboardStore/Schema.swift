@@ -61,8 +61,22 @@ enum Schema {
         migrator.registerMigration("2026-12-07-inbound-queue") { db in
             try db.execute(sql: inboundQueue)
         }
+        migrator.registerMigration("2026-12-08-messages-seq-inline") { db in
+            // The store's INSERTs now set `seq` themselves (`nextMessageSeq`): the trigger's
+            // UPDATE wrote every new message row and its index entries a second time. It
+            // stays for any INSERT that leaves `seq` out, so no row is ever without one.
+            try db.execute(sql: """
+                DROP TRIGGER messages_seq;
+                CREATE TRIGGER messages_seq AFTER INSERT ON messages WHEN NEW.seq IS NULL
+                BEGIN UPDATE messages SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages) WHERE rowid = NEW.rowid; END;
+                """)
+        }
         return migrator
     }
+
+    /// A new message's `seq`, as an SQL expression for its INSERT: one more than the largest
+    /// so far (the chat stream's order, which a resuming widget relies on only ever growing).
+    static let nextMessageSeq = "(SELECT COALESCE(MAX(seq), 0) + 1 FROM messages)"
 
     private static let channels = "('email','sms','chat','portal')"
 

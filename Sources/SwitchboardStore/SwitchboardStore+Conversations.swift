@@ -239,8 +239,8 @@ extension SwitchboardStore {
         let messageID = Identifier.make(prefix: "msg")
         try db.execute(cachedSQL: """
             INSERT INTO messages (id, conversation_id, direction, sender_kind, sender_agent_id, channel, body_text,
-                                  sent_at, created_at, delivery_status, delivery_updated_at)
-            VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'queued', ?)
+                                  sent_at, created_at, delivery_status, delivery_updated_at, seq)
+            VALUES (?, ?, 'outbound', ?, ?, ?, ?, ?, ?, 'queued', ?, \(Schema.nextMessageSeq))
             """, arguments: [messageID, conversationID, senderKind, agentID, channel.rawValue, text, now, now, now])
         try db.execute(cachedSQL: """
             INSERT INTO outbox (message_id, conversation_id, channel, next_attempt_at, created_at, purpose) VALUES (?, ?, ?, ?, ?, ?)

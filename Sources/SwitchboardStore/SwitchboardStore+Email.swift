@@ -135,8 +135,9 @@ extension SwitchboardStore {
             // answers a bounce), journalled like any inbound delivery.
             let noticeID = Identifier.make(prefix: "msg")
             try db.execute(cachedSQL: """
-                INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at, triaged_at)
-                VALUES (?, ?, 'inbound', 'system', 'email', ?, ?, ?, ?, ?)
+                INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at, triaged_at,
+                                      seq)
+                VALUES (?, ?, 'inbound', 'system', 'email', ?, ?, ?, ?, ?, \(Schema.nextMessageSeq))
                 ON CONFLICT (channel, external_id) DO NOTHING
                 """, arguments: [noticeID, conversationID, bounce.rfcMessageID, bounce.notice, now, now, now])
             let storedID = db.changesCount == 1 ? noticeID

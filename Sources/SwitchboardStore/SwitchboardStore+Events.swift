@@ -104,8 +104,8 @@ extension SwitchboardStore {
     static func insertNote(_ db: Database, conversation: ConversationSummary, agentID: String, text: String, now: Int64) throws -> String {
         let messageID = Identifier.make(prefix: "msg")
         try db.execute(cachedSQL: """
-            INSERT INTO messages (id, conversation_id, direction, sender_kind, sender_agent_id, channel, body_text, sent_at, created_at)
-            VALUES (?, ?, 'note', 'agent', ?, ?, ?, ?, ?)
+            INSERT INTO messages (id, conversation_id, direction, sender_kind, sender_agent_id, channel, body_text, sent_at, created_at, seq)
+            VALUES (?, ?, 'note', 'agent', ?, ?, ?, ?, ?, \(Schema.nextMessageSeq))
             """, arguments: [messageID, conversation.id, agentID, conversation.channel.rawValue, text, now, now])
         try audit(db, actorKind: "agent", actorID: agentID, action: "note.added", conversationID: conversation.id,
                   messageID: messageID, now: now)

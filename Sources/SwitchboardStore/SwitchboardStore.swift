@@ -190,8 +190,8 @@ public final class SwitchboardStore: Sendable {
         let conversationID = try conversation(db, contactID)
         let messageID = Identifier.make(prefix: "msg")
         try db.execute(cachedSQL: """
-            INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at)
-            VALUES (?, ?, 'inbound', 'contact', ?, ?, ?, ?, ?)
+            INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at, seq)
+            VALUES (?, ?, 'inbound', 'contact', ?, ?, ?, ?, ?, \(Schema.nextMessageSeq))
             """, arguments: [messageID, conversationID, channel, inbound.externalMessageID, inbound.text, inbound.sentAt, now])
         try db.execute(cachedSQL: """
             UPDATE conversations SET last_message_at = ?, updated_at = ?, waiting_since = COALESCE(waiting_since, ?),

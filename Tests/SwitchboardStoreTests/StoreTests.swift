@@ -22,7 +22,7 @@ extension SwitchboardStore {
 @Suite struct StoreTests {
     @Test func appliesMigrationsAndPragmas() async throws {
         let store = try makeStore()
-        #expect(try store.appliedMigrations() == ["2026-11-29-foundation", "2026-11-29-sms", "2026-11-29-triage", "2026-11-29-rules", "2026-11-29-router", "2026-11-29-router-sla", "2026-11-29-operations", "2026-11-29-audit-chain", "2026-11-29-email", "2026-12-07-chat", "2026-12-07-audit-mac", "2026-12-07-inbound-queue"])
+        #expect(try store.appliedMigrations() == ["2026-11-29-foundation", "2026-11-29-sms", "2026-11-29-triage", "2026-11-29-rules", "2026-11-29-router", "2026-11-29-router-sla", "2026-11-29-operations", "2026-11-29-audit-chain", "2026-11-29-email", "2026-12-07-chat", "2026-12-07-audit-mac", "2026-12-07-inbound-queue", "2026-12-08-messages-seq-inline"])
         let (mode, sync, keys) = try await store.pool.read { db in
             (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
              try Int.fetchOne(db, sql: "PRAGMA foreign_keys"))
@@ -31,7 +31,7 @@ extension SwitchboardStore {
         #expect(sync == 2) // FULL
         #expect(keys == 1)
         // Reopening applies nothing twice.
-        #expect(try SwitchboardStore(path: store.path).appliedMigrations() == ["2026-11-29-foundation", "2026-11-29-sms", "2026-11-29-triage", "2026-11-29-rules", "2026-11-29-router", "2026-11-29-router-sla", "2026-11-29-operations", "2026-11-29-audit-chain", "2026-11-29-email", "2026-12-07-chat", "2026-12-07-audit-mac", "2026-12-07-inbound-queue"])
+        #expect(try SwitchboardStore(path: store.path).appliedMigrations() == ["2026-11-29-foundation", "2026-11-29-sms", "2026-11-29-triage", "2026-11-29-rules", "2026-11-29-router", "2026-11-29-router-sla", "2026-11-29-operations", "2026-11-29-audit-chain", "2026-11-29-email", "2026-12-07-chat", "2026-12-07-audit-mac", "2026-12-07-inbound-queue", "2026-12-08-messages-seq-inline"])
     }
 
     @Test func schemaRefusesInvalidRows() async throws {
@@ -153,6 +153,25 @@ extension SwitchboardStore {
                 .map { [$0["actor_id"], $0["conversation_id"], $0["source_address"]] as [String?] }
         }
         #expect(rows == [[agent.id, c.conversationID, "192.0.2.7"], [agent.id, c.conversationID, "192.0.2.7"]])
+    }
+
+    /// Inbound messages, replies and notes set their `seq` in their own INSERT; one that
+    /// leaves it out still gets the next (the trigger stays as the safety net).
+    @Test func everyMessageTakesTheNextSequenceNumber() async throws {
+        let store = try makeStore()
+        let agent = try await store.createAgent(name: "A", email: "a@example.org", role: .agent, team: nil).agent
+        let first = try await store.record(delivery: "1", thread: "T-1", message: "M-1")
+        _ = try await store.reply(conversationID: first.conversationID, by: agent, text: "A", now: 10)
+        _ = try await store.record(delivery: "2", thread: "T-1", message: "M-2")
+        try await store.pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, body_text, sent_at, created_at)
+                VALUES ('msg_raw', ?, 'inbound', 'contact', 'portal', 'x', 1, 1)
+                """, arguments: [first.conversationID])
+        }
+        _ = try await store.record(delivery: "3", thread: "T-1", message: "M-3")
+        let seqs = try await store.pool.read { db in try Int64.fetchAll(db, sql: "SELECT seq FROM messages ORDER BY rowid") }
+        #expect(seqs == [1, 2, 3, 4, 5])
     }
 
     @Test func outboxKeepsOrderPerConversationAndDeadLettersDoNotBlock() async throws {
