@@ -54,7 +54,7 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // The operator's rules file: conditions on triaged messages → team, skills, priority,
         // tags, auto-replies, knowledge-base answers; business hours. Pure; reloadable.
-        .target(name: "SwitchboardRules", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "SwitchboardRules", dependencies: ["SwitchboardCore", .product(name: "Yams", package: "Yams")]),
         // The one configuration surface: file (YAML) < environment, secrets from files.
         .target(
             name: "SwitchboardConfig",

@@ -1,5 +1,6 @@
 import Foundation
 import Yams
+import enum SwitchboardCore.ASCII
 
 // SwitchboardRules — the operator's rules file: conditions on a triaged message (channel,
 // intent, urgency, language, contact attributes, business hours, text patterns) → actions
@@ -185,7 +186,7 @@ extension RuleSet {
         var bytes = text.utf8[...]
         while let first = bytes.first, asciiTrimmed[Int(first)] { bytes = bytes.dropFirst() }
         while let last = bytes.last, asciiTrimmed[Int(last)] { bytes = bytes.dropLast() }
-        return String(decoding: bytes.map { (0x41...0x5A).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
+        return String(decoding: ASCII.lowercased(bytes), as: UTF8.self)
     }
 
     /// The reference folding, for any text.

@@ -218,11 +218,7 @@ extension Request {
         let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
         while let first = essence.first, isBlank(first) { essence = essence.dropFirst() }
         while let last = essence.last, isBlank(last) { essence = essence.dropLast() }
-        guard essence.count == media.utf8.count else { return false }
-        return zip(essence, media.utf8).allSatisfy { byte, expected in
-            let lower = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte
-            return lower == expected
-        }
+        return ASCII.equalsIgnoringCase(essence, lowercase: media.utf8)
     }
 }
 

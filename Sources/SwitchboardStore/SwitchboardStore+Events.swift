@@ -182,17 +182,13 @@ final class TableCommitObserver: TransactionObserver, @unchecked Sendable {
     private var changed = false
 
     init(table: String, onCommit: @escaping @Sendable () -> Void) {
-        self.table = Array(table.lowercased().utf8)
+        self.table = ASCII.lowercased(table.utf8)
         self.onCommit = onCommit
     }
 
     func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool {
-        let name = eventKind.tableName.utf8
-        guard name.count == table.count else { return false }
         // ASCII case-insensitively, as SQLite compares table names.
-        return zip(name, table).allSatisfy { byte, lower in
-            (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 == lower : byte == lower
-        }
+        ASCII.equalsIgnoringCase(eventKind.tableName.utf8, lowercase: table)
     }
 
     func databaseDidChange(with event: DatabaseEvent) {
