@@ -236,7 +236,7 @@ extension SwitchboardStore {
     @discardableResult
     static func queueOutbound(_ db: Database, conversationID: String, channel: Channel, senderKind: String, agentID: String?,
                               text: String, purpose: OutboxPurpose, now: Int64) throws -> String {
-        let messageID = Identifier.make(prefix: "msg")
+        let messageID = Identifier.makeOrdered(prefix: "msg")
         try db.execute(cachedSQL: """
             INSERT INTO messages (id, conversation_id, direction, sender_kind, sender_agent_id, channel, body_text,
                                   sent_at, created_at, delivery_status, delivery_updated_at, seq)

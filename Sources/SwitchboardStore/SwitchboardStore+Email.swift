@@ -133,7 +133,7 @@ extension SwitchboardStore {
             }
             // The notice itself, as a system message in the thread (already "triaged": nothing
             // answers a bounce), journalled like any inbound delivery.
-            let noticeID = Identifier.make(prefix: "msg")
+            let noticeID = Identifier.makeOrdered(prefix: "msg")
             try db.execute(cachedSQL: """
                 INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at, triaged_at,
                                       seq)

@@ -102,7 +102,7 @@ extension SwitchboardStore {
     }
 
     static func insertNote(_ db: Database, conversation: ConversationSummary, agentID: String, text: String, now: Int64) throws -> String {
-        let messageID = Identifier.make(prefix: "msg")
+        let messageID = Identifier.makeOrdered(prefix: "msg")
         try db.execute(cachedSQL: """
             INSERT INTO messages (id, conversation_id, direction, sender_kind, sender_agent_id, channel, body_text, sent_at, created_at, seq)
             VALUES (?, ?, 'note', 'agent', ?, ?, ?, ?, ?, \(Schema.nextMessageSeq))

@@ -188,7 +188,7 @@ public final class SwitchboardStore: Sendable {
         }
         let contactID = try resolveContact(db, inbound.contact, now: now)
         let conversationID = try conversation(db, contactID)
-        let messageID = Identifier.make(prefix: "msg")
+        let messageID = Identifier.makeOrdered(prefix: "msg")
         try db.execute(cachedSQL: """
             INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at, seq)
             VALUES (?, ?, 'inbound', 'contact', ?, ?, ?, ?, ?, \(Schema.nextMessageSeq))
@@ -242,7 +242,7 @@ public final class SwitchboardStore: Sendable {
                     """, arguments: [name, now, id, name, contact.nameIsAuthoritative])
             }
         } else {
-            id = Identifier.make(prefix: "ctc")
+            id = Identifier.makeOrdered(prefix: "ctc")
             try db.execute(cachedSQL: "INSERT INTO contacts (id, display_name, created_at, updated_at) VALUES (?, ?, ?, ?)",
                            arguments: [id, contact.displayName, now, now])
         }
@@ -284,7 +284,7 @@ public final class SwitchboardStore: Sendable {
     /// A conversation started without a thread id gets its own id as the thread id, which
     /// replies carry, so the portal's answer threads back into it.
     static func createConversation(_ db: Database, contactID: String, channel: Channel, threadID: String?, now: Int64) throws -> String {
-        let id = Identifier.make(prefix: "cnv")
+        let id = Identifier.makeOrdered(prefix: "cnv")
         try db.execute(cachedSQL: """
             INSERT INTO conversations (id, contact_id, channel, external_thread_id, created_at, updated_at, last_message_at)
             VALUES (?, ?, ?, ?, ?, ?, ?)

@@ -90,6 +90,32 @@ import Testing
         }
     }
 
+    @Test func orderedIdentifiersHaveTheSameShapeAndSortByCreationTime() {
+        let start = Date(timeIntervalSince1970: 1_796_670_481.123)
+        // A thousand instants a millisecond or more apart, many ids at each of a few of them.
+        let instants = (0..<1000).map { start.addingTimeInterval(Double($0) * 0.001 + Double($0 * $0) * 0.5) }
+        let ids = instants.map { Identifier.makeOrdered(prefix: "cnv", now: $0) }
+        #expect(ids == ids.sorted(), "ids made later sort later, byte by byte")
+        let sameMillisecond = (0..<1000).map { _ in Identifier.makeOrdered(prefix: "cnv", now: start) }
+        #expect(Set(sameMillisecond).count == 1000, "80 random bits tell ids of one millisecond apart")
+        for id in ids + sameMillisecond {
+            #expect(id.hasPrefix("cnv_"))
+            #expect(id.count == 4 + 26)
+            #expect(id.dropFirst(4).allSatisfy { "abcdefghijklmnopqrstuvwxyz234567".contains($0) })
+        }
+        // The first 9 digits (45 bits) are the time's; the random part varies in every digit after it.
+        #expect(Set(sameMillisecond.map { $0.prefix(4 + 9) }).count == 1)
+        for position in (4 + 10)..<(4 + 25) {
+            let digits = Set(sameMillisecond.map { Array($0)[position] })
+            #expect(digits.count > 16, "position \(position) took only \(digits.count) values")
+        }
+        // Across the epoch's whole range the order holds too (the alphabet is in byte order).
+        let far = [0.0, 1.0, 1_000_000_000, 4_000_000_000, 200_000_000_000].map {
+            Identifier.makeOrdered(prefix: "msg", now: Date(timeIntervalSince1970: $0))
+        }
+        #expect(far == far.sorted())
+    }
+
     @Test(arguments: [0, 1, 7, 8, 9, 16, 33])
     func randomBytesGivesExactlyTheCountAsked(count: Int) {
         var generator = SystemRandomNumberGenerator()
