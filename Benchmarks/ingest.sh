@@ -21,6 +21,10 @@
 #                        received the script also waits for the backlog to be stored and
 #                        triaged and prints DRAIN (seconds, and the end-to-end rate)
 #   MAX_BACKLOG=20000    store.max_backlog: acknowledged deliveries that may wait (ACK=received)
+#   STEADY=              a rate (req/s): instead of maximum rate, each round offers about that
+#                        many requests a second for DURATION, and prints a STEADY line with the
+#                        largest inbound backlog and unstored count seen (sampled every 0.25 s):
+#                        whether storing keeps up with a load it should manage (use COMPARE=0 HALF=0)
 #
 # Everything binds 127.0.0.1; the daemon and wrk are bounded by `timeout`; the daemon is stopped
 # by its PID on exit. Prints wrk's own report and one PORTAL-BENCH line (req/s, latency
@@ -144,8 +148,31 @@ ROUNDS=${ROUNDS:-3}
 for ROUND in $(seq "$ROUNDS"); do
   if [ "${COMPARE:-1}" = 1 ] && [ -x "$BIN/hello-bench" ]; then hello_round "$ROUND"; fi
   start_daemon
-  echo "== round $ROUND: $KIND, maximum rate (portal.acknowledge: ${ACK:-stored})" >&2
-  run_wrk 0 "http://127.0.0.1:$PORT" "$ROUND"
+  if [ -n "${STEADY:-}" ]; then
+    DELAY=$($PY -c "print(max(1, round($CONNS * 1000 / $STEADY)))")
+    echo "== round $ROUND: $KIND, steady ~$STEADY req/s (delay $DELAY ms per connection; portal.acknowledge: ${ACK:-stored})" >&2
+    $PY - "http://127.0.0.1:$PORT/metrics" "$WORK/steady.stop" > "$WORK/steady.$ROUND.out" <<'PYEOF' &
+import re, sys, os, time, urllib.request
+url, stop = sys.argv[1], sys.argv[2]
+def total(text, name):
+    return sum(float(v) for v in re.findall(r"^" + name + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
+peak_backlog = peak_untriaged = 0
+while not os.path.exists(stop):
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    peak_backlog = max(peak_backlog, total(text, "switchboard_inbound_backlog"))
+    peak_untriaged = max(peak_untriaged, total(text, "switchboard_messages_in_total") - total(text, "switchboard_triage_total"))
+    time.sleep(0.25)
+print(f"backlog_max={peak_backlog:.0f} stored_not_triaged_max={peak_untriaged:.0f}")
+PYEOF
+    SAMPLER=$!
+    rm -f "$WORK/steady.stop"
+    run_wrk "$DELAY" "http://127.0.0.1:$PORT" "$ROUND"
+    touch "$WORK/steady.stop"; wait "$SAMPLER" || true; rm -f "$WORK/steady.stop"
+    echo "STEADY round=$ROUND offered=$STEADY achieved=$(rate_of "$ROUND") $(cat "$WORK/steady.$ROUND.out")"
+  else
+    echo "== round $ROUND: $KIND, maximum rate (portal.acknowledge: ${ACK:-stored})" >&2
+    run_wrk 0 "http://127.0.0.1:$PORT" "$ROUND"
+  fi
   LOAD_END=$(date +%s.%N)
   [ "$ROUND" = "$ROUNDS" ] || stop_daemon
 done

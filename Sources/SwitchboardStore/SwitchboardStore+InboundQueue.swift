@@ -116,6 +116,10 @@ extension SwitchboardStore {
         return last == 0 ? .max : Timestamp.now() - last
     }
 
+    /// Deliveries queued since the store was opened: the difference between two readings is
+    /// the intake in between.
+    public var inboundQueuedCount: Int { queuedSinceOpen.load(ordering: .relaxed) }
+
     /// Queues one verified, validated portal delivery; returns once it is committed. Refused
     /// with `StoreOverloaded` when `maxInboundBacklog` deliveries are already waiting (or the
     /// write queue is full), so the portal is told "later" instead of piling up work.
@@ -137,6 +141,7 @@ extension SwitchboardStore {
         if outcome == .queued {
             inboundBacklog.add(1, ordering: .relaxed)
             lastQueuedAt.store(Timestamp.now(), ordering: .relaxed)
+            queuedSinceOpen.add(1, ordering: .relaxed)
         }
         return outcome
     }

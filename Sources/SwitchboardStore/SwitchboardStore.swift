@@ -42,7 +42,9 @@ public final class SwitchboardStore: Sendable {
     let inboundBacklog = Atomic<Int>(0)
     /// When the last delivery was queued (ms since the epoch; 0: none since start).
     let lastQueuedAt = Atomic<Int64>(0)
-    let maxInboundBacklog: Int
+    /// Deliveries queued since the store was opened (the normaliser's measure of intake).
+    let queuedSinceOpen = Atomic<Int>(0)
+    public let maxInboundBacklog: Int
     public let path: String
 
     /// Opens (creating the directory and file if needed) and migrates the database. With
