@@ -12,6 +12,8 @@ from typing import Any, Callable, Optional
 
 import websocket  # websocket-client
 
+from switchboard_harness import answer_close_best_effort
+
 IDENTITY_SECRET = "site-identity-secret-of-at-least-32-chars"
 
 
@@ -34,6 +36,7 @@ class ChatClient:
         headers = []
         self.ws = websocket.create_connection(self.url, timeout=timeout, origin=origin,
                                               suppress_origin=origin is None, header=headers)
+        answer_close_best_effort(self.ws)
         self.frames: list[dict] = []      # everything received, in order
         self.backlog: list[dict] = []     # received but not yet taken by expect()
         self.close_code: Optional[int] = None

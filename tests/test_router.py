@@ -41,6 +41,7 @@ class EventStream:
         headers += extra_headers or []
         self.url = f"ws://127.0.0.1:{d.port}/api/v1/events{query}"
         self.ws = websocket.create_connection(self.url, header=headers, timeout=10)
+        h.answer_close_best_effort(self.ws)
         self.ws.settimeout(None)  # the reader blocks; close() shuts the socket down to stop it
         self.raw: list[str] = []
         self.frames: list[dict] = []
