@@ -88,6 +88,8 @@ run_wrk() {  # $1 = per-connection delay in ms (0 = as fast as possible), $2 = b
   timeout -s INT $((DUR_S + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency \
     -s "$HERE/signed_requests.lua" "$2$ROUTE" -- "$WORK/requests.tsv" "$THREADS" "$1" | tee "$WORK/wrk.$3.out"
 }
+# The per-connection delay (ms) at which CONNS connections offer about $1 requests a second.
+delay_for() { $PY -c "print(max(1, round($CONNS * 1000 / $1)))"; }
 rate_of() { sed -n 's/.*req_per_s=\([0-9.]*\).*/\1/p' "$WORK/wrk.$1.out"; }
 
 if [ "${COMPARE:-1}" = 1 ]; then
@@ -149,16 +151,15 @@ for ROUND in $(seq "$ROUNDS"); do
   if [ "${COMPARE:-1}" = 1 ] && [ -x "$BIN/hello-bench" ]; then hello_round "$ROUND"; fi
   start_daemon
   if [ -n "${STEADY:-}" ]; then
-    DELAY=$($PY -c "print(max(1, round($CONNS * 1000 / $STEADY)))")
+    DELAY=$(delay_for "$STEADY")
     echo "== round $ROUND: $KIND, steady ~$STEADY req/s (delay $DELAY ms per connection; portal.acknowledge: ${ACK:-stored})" >&2
     $PY - "http://127.0.0.1:$PORT/metrics" "$WORK/steady.stop" > "$WORK/steady.$ROUND.out" <<'PYEOF' &
-import re, sys, os, time, urllib.request
+import os, sys, time
+from metrics import scrape, total
 url, stop = sys.argv[1], sys.argv[2]
-def total(text, name):
-    return sum(float(v) for v in re.findall(r"^" + name + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
 peak_backlog = peak_untriaged = 0
 while not os.path.exists(stop):
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    text = scrape(url)
     peak_backlog = max(peak_backlog, total(text, "switchboard_inbound_backlog"))
     peak_untriaged = max(peak_untriaged, total(text, "switchboard_messages_in_total") - total(text, "switchboard_triage_total"))
     time.sleep(0.25)
@@ -182,12 +183,13 @@ LOAD_S=$(sed -n 's/.*duration_s=\([0-9.]*\).*/\1/p' "$WORK/wrk.0.out")
 # (inbound backlog 0, stored == triaged) and report how long that took after the load, and
 # the end-to-end rate: stored / (load seconds + seconds to drain).
 $PY - "http://127.0.0.1:$PORT/metrics" "$LOAD_S" "$LOAD_END" <<'PYEOF'
-import re, sys, time, urllib.request
+import sys, time
+from metrics import scrape, total
 url, load_s, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 def totals():
-    text = urllib.request.urlopen(url, timeout=5).read().decode()
-    total = lambda name: sum(float(v) for v in re.findall(r"^" + name + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
-    return total("switchboard_inbound_backlog"), total("switchboard_messages_in_total"), total("switchboard_triage_total")
+    text = scrape(url)
+    return total(text, "switchboard_inbound_backlog"), total(text, "switchboard_messages_in_total"), \
+        total(text, "switchboard_triage_total")
 deadline = time.time() + 600
 while True:
     backlog, stored, triaged = totals()
@@ -206,7 +208,7 @@ median_rate() {  # $1 = tag prefix ("" for the daemon, "hello." for the yardstic
 if [ "${HALF:-1}" = 1 ]; then
   RATE=$(median_rate "")
   # each connection waits so that CONNS connections offer about RATE/2 requests per second
-  DELAY=$($PY -c "print(max(1, round($CONNS * 1000 / ($RATE / 2))))")
+  DELAY=$(delay_for "$($PY -c "print($RATE / 2)")")
   echo "== $KIND: half rate (~$($PY -c "print(round($RATE / 2))") req/s offered, delay ${DELAY} ms per connection)" >&2
   run_wrk "$DELAY" "http://127.0.0.1:$PORT" half
 fi
@@ -237,10 +239,10 @@ fi
 # Triage must keep up with ingest, or emergencies wait behind the backlog: how many stored
 # messages were still untriaged when the load stopped.
 curl -fsS --max-time 5 "http://127.0.0.1:$PORT/metrics" 2>/dev/null | $PY -c '
-import re, sys
+import sys
+from metrics import total
 text = sys.stdin.read()
-total = lambda name: sum(float(v) for v in re.findall(r"^" + name + r"(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M))
-stored, triaged = total("switchboard_messages_in_total"), total("switchboard_triage_total")
+stored, triaged = total(text, "switchboard_messages_in_total"), total(text, "switchboard_triage_total")
 print(f"TRIAGE-LAG stored={stored:.0f} triaged={triaged:.0f} untriaged_at_end={stored - triaged:.0f}")' || true
 echo "--- daemon after the run:" >&2
 curl -fsS --max-time 5 "http://127.0.0.1:$PORT/metrics" 2>/dev/null \

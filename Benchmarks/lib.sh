@@ -10,6 +10,8 @@ if [ -n "${SWITCHBOARD_BIN_DIR:-}" ]; then BIN=$SWITCHBOARD_BIN_DIR
 elif [ -x "$REPO/.build/release/switchboardd" ]; then BIN=$REPO/.build/release
 else BIN=$REPO/.build/debug; fi
 PY=${PYTHON:-python3}
+# the inline Python reads /metrics with Benchmarks/metrics.py
+export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
 DPID=""
 
 # A free TCP port on 127.0.0.1.

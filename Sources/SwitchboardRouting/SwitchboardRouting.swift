@@ -182,6 +182,26 @@ public struct RoutingDecision: Sendable, Equatable, Codable {
     public var rule: String
     public var candidates: [Candidate]
     public var candidatesOmitted: Int
+
+    /// The JSON `Codable` writes and reads back (property names as keys, absent optionals
+    /// left out), written directly: the routing log stores one per decision, and
+    /// `JSONEncoder` was the larger part of applying a batch of routing effects.
+    public var jsonText: String {
+        var out = #"{"conversationID":"# + JSONText.quote(conversationID) + #","at":"# + String(at)
+            + #","trigger":"# + JSONText.quote(trigger.rawValue) + #","outcome":"# + JSONText.quote(outcome.rawValue)
+        if let agentID { out += #","agentID":"# + JSONText.quote(agentID) }
+        out += #","rule":"# + JSONText.quote(rule) + #","candidates":["#
+        for (index, candidate) in candidates.enumerated() {
+            if index > 0 { out += "," }
+            out += #"{"agentID":"# + JSONText.quote(candidate.agentID) + #","eligible":"# + (candidate.eligible ? "true" : "false")
+                + #","reasons":["# + candidate.reasons.map { JSONText.quote($0) }.joined(separator: ",") + "]"
+            // JSON has no NaN or infinity; a load is a ratio in 0…1, so one would be a bug
+            // upstream: leave it out (as nil) rather than write text no parser reads.
+            if let load = candidate.load, load.isFinite { out += #","load":"# + String(load) }
+            out += "}"
+        }
+        return out + #"],"candidatesOmitted":"# + String(candidatesOmitted) + "}"
+    }
 }
 
 public enum SLAKind: String, Sendable, Codable {

@@ -109,22 +109,20 @@ extension SwitchboardStore {
     }
 
     private static func resolveChatConversation(_ db: Database, visitorID: String, contactID: String, reopenWindow: Int64,
-                                                now: Int64) throws -> String {
+                                                now: Int64) throws -> InboundConversation {
         if let id = try String.fetchOne(db, cachedSQL: """
             SELECT id FROM conversations WHERE chat_visitor_id = ? AND status <> 'resolved' ORDER BY last_message_at DESC LIMIT 1
             """, arguments: [visitorID]) {
-            return id
+            return .existing(id)
         }
         if reopenWindow > 0, let id = try String.fetchOne(db, cachedSQL: """
             SELECT id FROM conversations WHERE chat_visitor_id = ? AND status = 'resolved' AND resolved_at >= ?
             ORDER BY resolved_at DESC LIMIT 1
             """, arguments: [visitorID, now - reopenWindow]) {
             try reopen(db, conversationID: id, actorKind: "channel", actorID: Channel.chat.rawValue, now: now)
-            return id
+            return .existing(id)
         }
-        let id = try createConversation(db, contactID: contactID, channel: .chat, threadID: nil, now: now)
-        try db.execute(cachedSQL: "UPDATE conversations SET chat_visitor_id = ? WHERE id = ?", arguments: [visitorID, id])
-        return id
+        return try createConversation(db, contactID: contactID, channel: .chat, threadID: nil, chatVisitorID: visitorID, now: now)
     }
 
     /// The visitor's chat messages after `seq`, oldest first (patient and agent messages;

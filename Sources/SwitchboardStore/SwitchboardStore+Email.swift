@@ -26,10 +26,10 @@ extension SwitchboardStore {
         return try await writeInbound { db in
             var created = false
             let result = try Self.recordInbound(db, inbound, now: now) { db, contactID in
-                let (id, isNew) = try Self.resolveEmailConversation(db, contactID: contactID, mail: mail,
-                                                                   reopenWindow: reopenWindowMilliseconds, now: now)
-                created = isNew
-                return id
+                let target = try Self.resolveEmailConversation(db, contactID: contactID, mail: mail,
+                                                               reopenWindow: reopenWindowMilliseconds, now: now)
+                created = target.isNew
+                return target
             }
             guard !result.duplicate else { return result }
             if created {
@@ -56,7 +56,7 @@ extension SwitchboardStore {
 
     /// The conversation an inbound mail belongs to, and whether it was created for it.
     private static func resolveEmailConversation(_ db: Database, contactID: String, mail: EmailInbound,
-                                                 reopenWindow: Int64, now: Int64) throws -> (String, Bool) {
+                                                 reopenWindow: Int64, now: Int64) throws -> InboundConversation {
         var candidates: [Row] = []
         for reference in mail.threadReferences.prefix(50) {
             if let row = try Row.fetchOne(db, cachedSQL: """
@@ -76,14 +76,14 @@ extension SwitchboardStore {
         }
         for row in candidates where (row["contact_id"] as String) == contactID {
             let id: String = row["id"]
-            guard (row["status"] as String) == ConversationStatus.resolved.rawValue else { return (id, false) }
+            guard (row["status"] as String) == ConversationStatus.resolved.rawValue else { return .existing(id) }
             let resolvedAt: Int64 = row["resolved_at"] ?? 0
             if now - resolvedAt <= reopenWindow {
                 try reopen(db, conversationID: id, actorKind: "channel", actorID: Channel.email.rawValue, now: now)
-                return (id, false)
+                return .existing(id)
             }
         }
-        return (try createConversation(db, contactID: contactID, channel: .email, threadID: nil, now: now), true)
+        return try createConversation(db, contactID: contactID, channel: .email, threadID: nil, now: now)
     }
 
     /// 80 random bits in lower-case base32: unguessable, short enough for an address.

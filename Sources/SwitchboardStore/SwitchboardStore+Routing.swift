@@ -210,7 +210,7 @@ extension SwitchboardStore {
             guard try Bool.fetchOne(db, cachedSQL: "SELECT 1 FROM conversations WHERE id = ?", arguments: [decision.conversationID]) == true else {
                 return nil
             }
-            let detail = String(decoding: try JSONEncoder().encode(decision), as: UTF8.self)
+            let detail = decision.jsonText
             try db.execute(cachedSQL: """
                 INSERT INTO routing_log (conversation_id, at, trigger, outcome, agent_id, rule, detail) VALUES (?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [decision.conversationID, decision.at, decision.trigger.rawValue, decision.outcome.rawValue,

@@ -21,8 +21,14 @@ extension SwitchboardStore {
                 try Self.resolveSMSConversation(db, contactID: contactID, from: sms.from, reopenWindow: reopenWindowMilliseconds, now: now)
             }
             guard !result.duplicate else { return result }
-            try db.execute(cachedSQL: "UPDATE conversations SET gateway = ?, local_address = ?, remote_address = ? WHERE id = ?",
-                           arguments: [sms.gateway.rawValue, sms.to, sms.from, result.conversationID])
+            // Where the reply goes: the gateway and the number the patient wrote to. Written only
+            // when they change (a new conversation, or the patient writing to another number):
+            // rewriting the same values would still write the row and its address index.
+            try db.execute(cachedSQL: """
+                UPDATE conversations SET gateway = ?, local_address = ?, remote_address = ?
+                WHERE id = ? AND (gateway IS NOT ? OR local_address IS NOT ? OR remote_address IS NOT ?)
+                """, arguments: [sms.gateway.rawValue, sms.to, sms.from, result.conversationID,
+                                 sms.gateway.rawValue, sms.to, sms.from])
             for media in sms.mediaURLs {
                 try db.execute(cachedSQL: """
                     INSERT INTO attachments (message_id, kind, url, content_type, created_at) VALUES (?, 'reference', ?, ?, ?)
@@ -40,19 +46,20 @@ extension SwitchboardStore {
         }
     }
 
-    private static func resolveSMSConversation(_ db: Database, contactID: String, from: String, reopenWindow: Int64, now: Int64) throws -> String {
+    private static func resolveSMSConversation(_ db: Database, contactID: String, from: String, reopenWindow: Int64,
+                                               now: Int64) throws -> InboundConversation {
         if let id = try String.fetchOne(db, cachedSQL: """
             SELECT id FROM conversations WHERE channel = 'sms' AND remote_address = ? AND contact_id = ? AND status <> 'resolved'
             ORDER BY last_message_at DESC LIMIT 1
             """, arguments: [from, contactID]) {
-            return id
+            return .existing(id)
         }
         if reopenWindow > 0, let id = try String.fetchOne(db, cachedSQL: """
             SELECT id FROM conversations WHERE channel = 'sms' AND remote_address = ? AND contact_id = ? AND status = 'resolved' AND resolved_at >= ?
             ORDER BY resolved_at DESC LIMIT 1
             """, arguments: [from, contactID, now - reopenWindow]) {
             try reopen(db, conversationID: id, actorKind: "channel", actorID: Channel.sms.rawValue, now: now)
-            return id
+            return .existing(id)
         }
         return try createConversation(db, contactID: contactID, channel: .sms, threadID: nil, now: now)
     }

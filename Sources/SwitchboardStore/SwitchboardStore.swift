@@ -168,12 +168,20 @@ public final class SwitchboardStore: Sendable {
         var sentAt: Int64
     }
 
+    /// The conversation an inbound message goes to, and whether it was created for it.
+    struct InboundConversation {
+        var id: String
+        var isNew: Bool
+
+        static func existing(_ id: String) -> InboundConversation { InboundConversation(id: id, isNew: false) }
+    }
+
     /// The shared inbound transaction body. `conversation` picks (or creates) the
     /// conversation for the resolved contact — the one step that differs per channel.
     /// Returns the stored result, or the first answer for a repeated delivery or message.
     static func recordInbound(
         _ db: Database, _ inbound: InboundMessage, now: Int64,
-        conversation: (Database, String) throws -> String
+        conversation: (Database, String) throws -> InboundConversation
     ) throws -> IngestResult {
         let channel = inbound.channel.rawValue
         if let row = try Row.fetchOne(db, cachedSQL: """
@@ -189,17 +197,22 @@ public final class SwitchboardStore: Sendable {
             return result
         }
         let contactID = try resolveContact(db, inbound.contact, now: now)
-        let conversationID = try conversation(db, contactID)
+        let target = try conversation(db, contactID)
+        let conversationID = target.id
         let messageID = Identifier.makeOrdered(prefix: "msg")
         try db.execute(cachedSQL: """
             INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at, seq)
             VALUES (?, ?, 'inbound', 'contact', ?, ?, ?, ?, ?, \(Schema.nextMessageSeq))
             """, arguments: [messageID, conversationID, channel, inbound.externalMessageID, inbound.text, inbound.sentAt, now])
-        try db.execute(cachedSQL: """
-            UPDATE conversations SET last_message_at = ?, updated_at = ?, waiting_since = COALESCE(waiting_since, ?),
-                status = CASE WHEN status = 'pending' THEN 'open' ELSE status END
-            WHERE id = ?
-            """, arguments: [now, now, now, conversationID])
+        // A conversation created for this message was inserted with these values already
+        // (`createConversation`): updating the row again would rewrite it and four indexes.
+        if !target.isNew {
+            try db.execute(cachedSQL: """
+                UPDATE conversations SET last_message_at = ?, updated_at = ?, waiting_since = COALESCE(waiting_since, ?),
+                    status = CASE WHEN status = 'pending' THEN 'open' ELSE status END
+                WHERE id = ?
+                """, arguments: [now, now, now, conversationID])
+        }
         let result = IngestResult(conversationID: conversationID, messageID: messageID, duplicate: false)
         try journal(db, inbound, outcome: "stored", result: result, now: now)
         try audit(db, actorKind: "channel", actorID: channel, action: "message.received",
@@ -257,7 +270,7 @@ public final class SwitchboardStore: Sendable {
         return id
     }
 
-    static func resolvePortalConversation(_ db: Database, contactID: String, threadID: String?, now: Int64) throws -> String {
+    static func resolvePortalConversation(_ db: Database, contactID: String, threadID: String?, now: Int64) throws -> InboundConversation {
         if let threadID {
             if let row = try Row.fetchOne(db, cachedSQL: """
                 SELECT id, contact_id, status FROM conversations WHERE channel = 'portal' AND external_thread_id = ?
@@ -269,7 +282,7 @@ public final class SwitchboardStore: Sendable {
                 if (row["status"] as String) == ConversationStatus.resolved.rawValue {
                     try reopen(db, conversationID: id, actorKind: "channel", actorID: Channel.portal.rawValue, now: now)
                 }
-                return id
+                return .existing(id)
             }
             return try createConversation(db, contactID: contactID, channel: .portal, threadID: threadID, now: now)
         }
@@ -278,21 +291,25 @@ public final class SwitchboardStore: Sendable {
             WHERE contact_id = ? AND channel = 'portal' AND status <> 'resolved'
             ORDER BY last_message_at DESC, created_at DESC LIMIT 1
             """, arguments: [contactID]) {
-            return id
+            return .existing(id)
         }
         return try createConversation(db, contactID: contactID, channel: .portal, threadID: nil, now: now)
     }
 
-    /// A conversation started without a thread id gets its own id as the thread id, which
-    /// replies carry, so the portal's answer threads back into it.
-    static func createConversation(_ db: Database, contactID: String, channel: Channel, threadID: String?, now: Int64) throws -> String {
+    /// A new conversation for the inbound message about to be stored (`recordInbound`), open
+    /// and waiting since `now`, its last message at `now`: the state that message gives it, so
+    /// that the row is written once. A conversation started without a thread id gets its own
+    /// id as the thread id, which replies carry, so the portal's answer threads back into it.
+    static func createConversation(_ db: Database, contactID: String, channel: Channel, threadID: String?,
+                                   chatVisitorID: String? = nil, now: Int64) throws -> InboundConversation {
         let id = Identifier.makeOrdered(prefix: "cnv")
         try db.execute(cachedSQL: """
-            INSERT INTO conversations (id, contact_id, channel, external_thread_id, created_at, updated_at, last_message_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [id, contactID, channel.rawValue, threadID ?? id, now, now, now])
+            INSERT INTO conversations (id, contact_id, channel, external_thread_id, chat_visitor_id, created_at, updated_at,
+                                       last_message_at, waiting_since)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [id, contactID, channel.rawValue, threadID ?? id, chatVisitorID, now, now, now, now])
         try audit(db, actorKind: "channel", actorID: channel.rawValue, action: "conversation.created", conversationID: id, now: now)
-        return id
+        return InboundConversation(id: id, isNew: true)
     }
 
     static func reopen(_ db: Database, conversationID: String, actorKind: String, actorID: String?, now: Int64) throws {
