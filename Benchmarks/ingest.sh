@@ -24,7 +24,8 @@
 #   STEADY=              a rate (req/s): instead of maximum rate, each round offers about that
 #                        many requests a second for DURATION, and prints a STEADY line with the
 #                        largest inbound backlog and unstored count seen (sampled every 0.25 s):
-#                        whether storing keeps up with a load it should manage (use COMPARE=0 HALF=0)
+#                        whether storing keeps up with a load it should manage (use COMPARE=0 HALF=0),
+#                        and the daemon's CPU per message stored meanwhile (daemon_cpu_us_per_msg)
 #
 # Everything binds 127.0.0.1; the daemon and wrk are bounded by `timeout`; the daemon is stopped
 # by its PID on exit. Prints wrk's own report and one PORTAL-BENCH line (req/s, latency
@@ -153,17 +154,30 @@ for ROUND in $(seq "$ROUNDS"); do
   if [ -n "${STEADY:-}" ]; then
     DELAY=$(delay_for "$STEADY")
     echo "== round $ROUND: $KIND, steady ~$STEADY req/s (delay $DELAY ms per connection; portal.acknowledge: ${ACK:-stored})" >&2
-    $PY - "http://127.0.0.1:$PORT/metrics" "$WORK/steady.stop" > "$WORK/steady.$ROUND.out" <<'PYEOF' &
+    # the daemon itself (DPID is the `timeout` around it), for its CPU time
+    DAEMON_PID=$(pgrep -P "$DPID" -x switchboardd || echo "$DPID")
+    $PY - "http://127.0.0.1:$PORT/metrics" "$WORK/steady.stop" "$DAEMON_PID" > "$WORK/steady.$ROUND.out" <<'PYEOF' &
 import os, sys, time
 from metrics import scrape, total
-url, stop = sys.argv[1], sys.argv[2]
+url, stop, pid = sys.argv[1], sys.argv[2], sys.argv[3]
+def cpu_seconds():
+    # utime + stime, fields 14 and 15 of /proc/PID/stat (counted after the command's ")")
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 peak_backlog = peak_untriaged = 0
+first = last = None  # (cpu seconds, messages stored)
 while not os.path.exists(stop):
     text = scrape(url)
+    stored = total(text, "switchboard_messages_in_total")
     peak_backlog = max(peak_backlog, total(text, "switchboard_inbound_backlog"))
-    peak_untriaged = max(peak_untriaged, total(text, "switchboard_messages_in_total") - total(text, "switchboard_triage_total"))
+    peak_untriaged = max(peak_untriaged, stored - total(text, "switchboard_triage_total"))
+    last = (cpu_seconds(), stored)
+    first = first or last
     time.sleep(0.25)
-print(f"backlog_max={peak_backlog:.0f} stored_not_triaged_max={peak_untriaged:.0f}")
+# The daemon's CPU (all its threads: HTTP, storing, triage, routing) per message stored while
+# the load ran: comparable between builds where rates, on this machine, are not.
+per_message = (last[0] - first[0]) * 1e6 / (last[1] - first[1]) if first and last[1] > first[1] else float("nan")
+print(f"backlog_max={peak_backlog:.0f} stored_not_triaged_max={peak_untriaged:.0f} daemon_cpu_us_per_msg={per_message:.0f}")
 PYEOF
     SAMPLER=$!
     rm -f "$WORK/steady.stop"
