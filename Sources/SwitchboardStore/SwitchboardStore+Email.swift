@@ -22,7 +22,7 @@ extension SwitchboardStore {
                                    now: Int64 = Timestamp.now()) async throws -> IngestResult {
         let inbound = InboundMessage(channel: .email, deliveryID: mail.deliveryID, raw: mail.raw,
                                      contact: InboundContact(email: mail.fromAddress, displayName: mail.fromName),
-                                     externalMessageID: mail.rfcMessageID, text: mail.text, sentAt: mail.sentAt)
+                                     externalMessageID: mail.rfcMessageID, text: mail.text, sentAt: mail.sentAt, html: mail.html)
         return try await writeInbound { db in
             var created = false
             let result = try Self.recordInbound(db, inbound, now: now) { db, contactID in
@@ -37,7 +37,6 @@ extension SwitchboardStore {
                     UPDATE conversations SET reply_token = ?, local_address = ?, remote_address = ? WHERE id = ?
                     """, arguments: [Self.makeReplyToken(), mail.toAddress, mail.fromAddress.lowercased(), result.conversationID])
             }
-            try db.execute(cachedSQL: "UPDATE messages SET body_html = ? WHERE id = ?", arguments: [mail.html, result.messageID])
             try db.execute(cachedSQL: """
                 INSERT INTO email_messages (message_id, rfc_message_id, subject, from_address, to_address, quoted_text, auto_reply, source)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)

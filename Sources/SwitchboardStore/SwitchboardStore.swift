@@ -166,6 +166,8 @@ public final class SwitchboardStore: Sendable {
         var externalMessageID: String
         var text: String
         var sentAt: Int64
+        /// The sanitised HTML part, for mail that had one (`messages.body_html`).
+        var html: String? = nil
     }
 
     /// The conversation an inbound message goes to, and whether it was created for it.
@@ -201,9 +203,11 @@ public final class SwitchboardStore: Sendable {
         let conversationID = target.id
         let messageID = Identifier.makeOrdered(prefix: "msg")
         try db.execute(cachedSQL: """
-            INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, sent_at, created_at, seq)
-            VALUES (?, ?, 'inbound', 'contact', ?, ?, ?, ?, ?, \(Schema.nextMessageSeq))
-            """, arguments: [messageID, conversationID, channel, inbound.externalMessageID, inbound.text, inbound.sentAt, now])
+            INSERT INTO messages (id, conversation_id, direction, sender_kind, channel, external_id, body_text, body_html, sent_at,
+                                  created_at, seq)
+            VALUES (?, ?, 'inbound', 'contact', ?, ?, ?, ?, ?, ?, \(Schema.nextMessageSeq))
+            """, arguments: [messageID, conversationID, channel, inbound.externalMessageID, inbound.text, inbound.html,
+                             inbound.sentAt, now])
         // A conversation created for this message was inserted with these values already
         // (`createConversation`): updating the row again would rewrite it and four indexes.
         if !target.isNew {
