@@ -89,8 +89,9 @@ run_wrk() {  # $1 = per-connection delay in ms (0 = as fast as possible), $2 = b
   timeout -s INT $((DUR_S + 60)) wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 5s --latency \
     -s "$HERE/signed_requests.lua" "$2$ROUTE" -- "$WORK/requests.tsv" "$THREADS" "$1" | tee "$WORK/wrk.$3.out"
 }
-# The per-connection delay (ms) at which CONNS connections offer about $1 requests a second.
-delay_for() { $PY -c "print(max(1, round($CONNS * 1000 / $1)))"; }
+# The per-connection delay (ms) at which CONNS connections offer about $1 requests a second
+# ($1 may be an arithmetic expression, such as "$RATE / 2").
+delay_for() { $PY -c "print(max(1, round($CONNS * 1000 / ($1))))"; }
 rate_of() { sed -n 's/.*req_per_s=\([0-9.]*\).*/\1/p' "$WORK/wrk.$1.out"; }
 
 if [ "${COMPARE:-1}" = 1 ]; then
@@ -154,14 +155,17 @@ for ROUND in $(seq "$ROUNDS"); do
   if [ -n "${STEADY:-}" ]; then
     DELAY=$(delay_for "$STEADY")
     echo "== round $ROUND: $KIND, steady ~$STEADY req/s (delay $DELAY ms per connection; portal.acknowledge: ${ACK:-stored})" >&2
-    # the daemon itself (DPID is the `timeout` around it), for its CPU time
-    DAEMON_PID=$(pgrep -P "$DPID" -x switchboardd || echo "$DPID")
+    # the daemon itself (DPID is the `timeout` around it), for its CPU time; if it cannot be
+    # found the figure is reported as nan rather than read from the wrapper
+    DAEMON_PID=$(pgrep -P "$DPID" -x switchboardd || true)
     $PY - "http://127.0.0.1:$PORT/metrics" "$WORK/steady.stop" "$DAEMON_PID" > "$WORK/steady.$ROUND.out" <<'PYEOF' &
 import os, sys, time
 from metrics import scrape, total
 url, stop, pid = sys.argv[1], sys.argv[2], sys.argv[3]
 def cpu_seconds():
     # utime + stime, fields 14 and 15 of /proc/PID/stat (counted after the command's ")")
+    if not pid:
+        return float("nan")
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 peak_backlog = peak_untriaged = 0
@@ -222,7 +226,7 @@ median_rate() {  # $1 = tag prefix ("" for the daemon, "hello." for the yardstic
 if [ "${HALF:-1}" = 1 ]; then
   RATE=$(median_rate "")
   # each connection waits so that CONNS connections offer about RATE/2 requests per second
-  DELAY=$(delay_for "$($PY -c "print($RATE / 2)")")
+  DELAY=$(delay_for "$RATE / 2")
   echo "== $KIND: half rate (~$($PY -c "print(round($RATE / 2))") req/s offered, delay ${DELAY} ms per connection)" >&2
   run_wrk "$DELAY" "http://127.0.0.1:$PORT" half
 fi

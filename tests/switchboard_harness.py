@@ -45,8 +45,8 @@ def answer_close_best_effort(ws: Any) -> None:
     """Makes a websocket-client connection's reply to the server's close frame best-effort.
 
     websocket-client answers a close frame from inside ``recv``, before it returns the frame.
-    When the server has already closed the socket (the daemon, stopping, does not wait for
-    that reply), the send raises and the frame, with the close code the test checks, never
+    When the server has already closed the socket by then (seen once while the daemon was
+    stopping), the send raises and the frame, with the close code the test checks, never
     reaches the caller. The reply is a courtesy; the code is what the server said."""
     import websocket  # websocket-client; imported here so that tests without it still load
 
