@@ -122,7 +122,8 @@ extension SwitchboardStore {
             try reopen(db, conversationID: id, actorKind: "channel", actorID: Channel.chat.rawValue, now: now)
             return .existing(id)
         }
-        return try createConversation(db, contactID: contactID, channel: .chat, threadID: nil, chatVisitorID: visitorID, now: now)
+        return try createConversation(db, contactID: contactID, channel: .chat, threadID: nil,
+                                      address: ConversationAddress(chatVisitorID: visitorID), now: now)
     }
 
     /// The visitor's chat messages after `seq`, oldest first (patient and agent messages;

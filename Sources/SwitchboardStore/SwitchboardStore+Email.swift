@@ -24,19 +24,11 @@ extension SwitchboardStore {
                                      contact: InboundContact(email: mail.fromAddress, displayName: mail.fromName),
                                      externalMessageID: mail.rfcMessageID, text: mail.text, sentAt: mail.sentAt, html: mail.html)
         return try await writeInbound { db in
-            var created = false
             let result = try Self.recordInbound(db, inbound, now: now) { db, contactID in
-                let target = try Self.resolveEmailConversation(db, contactID: contactID, mail: mail,
-                                                               reopenWindow: reopenWindowMilliseconds, now: now)
-                created = target.isNew
-                return target
+                try Self.resolveEmailConversation(db, contactID: contactID, mail: mail,
+                                                  reopenWindow: reopenWindowMilliseconds, now: now)
             }
             guard !result.duplicate else { return result }
-            if created {
-                try db.execute(cachedSQL: """
-                    UPDATE conversations SET reply_token = ?, local_address = ?, remote_address = ? WHERE id = ?
-                    """, arguments: [Self.makeReplyToken(), mail.toAddress, mail.fromAddress.lowercased(), result.conversationID])
-            }
             try db.execute(cachedSQL: """
                 INSERT INTO email_messages (message_id, rfc_message_id, subject, from_address, to_address, quoted_text, auto_reply, source)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -82,7 +74,10 @@ extension SwitchboardStore {
                 return .existing(id)
             }
         }
-        return try createConversation(db, contactID: contactID, channel: .email, threadID: nil, now: now)
+        // A new thread: its own reply token, and replies go from the address the patient wrote to.
+        return try createConversation(db, contactID: contactID, channel: .email, threadID: nil,
+                                      address: ConversationAddress(replyToken: makeReplyToken(), localAddress: mail.toAddress,
+                                                                   remoteAddress: mail.fromAddress.lowercased()), now: now)
     }
 
     /// 80 random bits in lower-case base32: unguessable, short enough for an address.

@@ -18,11 +18,12 @@ extension SwitchboardStore {
                                      text: sms.text, sentAt: sms.sentAt)
         return try await writeInbound { db in
             let result = try Self.recordInbound(db, inbound, now: now) { db, contactID in
-                try Self.resolveSMSConversation(db, contactID: contactID, from: sms.from, reopenWindow: reopenWindowMilliseconds, now: now)
+                try Self.resolveSMSConversation(db, contactID: contactID, sms: sms, reopenWindow: reopenWindowMilliseconds, now: now)
             }
             guard !result.duplicate else { return result }
-            // Where the reply goes: the gateway and the number the patient wrote to. Written only
-            // when they change (a new conversation, or the patient writing to another number):
+            // Where the reply goes: the gateway and the number the patient wrote to. A new
+            // conversation was inserted with them; an existing one is rewritten only when they
+            // change (the patient writing to another number or through another gateway):
             // rewriting the same values would still write the row and its address index.
             try db.execute(cachedSQL: """
                 UPDATE conversations SET gateway = ?, local_address = ?, remote_address = ?
@@ -46,8 +47,9 @@ extension SwitchboardStore {
         }
     }
 
-    private static func resolveSMSConversation(_ db: Database, contactID: String, from: String, reopenWindow: Int64,
+    private static func resolveSMSConversation(_ db: Database, contactID: String, sms: SMSInbound, reopenWindow: Int64,
                                                now: Int64) throws -> InboundConversation {
+        let from = sms.from
         if let id = try String.fetchOne(db, cachedSQL: """
             SELECT id FROM conversations WHERE channel = 'sms' AND remote_address = ? AND contact_id = ? AND status <> 'resolved'
             ORDER BY last_message_at DESC LIMIT 1
@@ -61,7 +63,9 @@ extension SwitchboardStore {
             try reopen(db, conversationID: id, actorKind: "channel", actorID: Channel.sms.rawValue, now: now)
             return .existing(id)
         }
-        return try createConversation(db, contactID: contactID, channel: .sms, threadID: nil, now: now)
+        return try createConversation(db, contactID: contactID, channel: .sms, threadID: nil,
+                                      address: ConversationAddress(localAddress: sms.to, remoteAddress: from,
+                                                                   gateway: sms.gateway.rawValue), now: now)
     }
 
     private static func recordConsent(_ db: Database, phone: String, action: ConsentAction, keyword: String,

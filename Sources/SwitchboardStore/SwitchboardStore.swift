@@ -178,6 +178,19 @@ public final class SwitchboardStore: Sendable {
         static func existing(_ id: String) -> InboundConversation { InboundConversation(id: id, isNew: false) }
     }
 
+    /// Where a new conversation's replies go, known from the message that starts it, so that
+    /// the conversation is inserted with it rather than updated right after: email's reply
+    /// token and addresses, SMS's gateway and numbers, chat's visitor. Portal needs none.
+    struct ConversationAddress {
+        var replyToken: String?
+        var localAddress: String?
+        var remoteAddress: String?
+        var gateway: String?
+        var chatVisitorID: String?
+
+        static let none = ConversationAddress()
+    }
+
     /// The shared inbound transaction body. `conversation` picks (or creates) the
     /// conversation for the resolved contact — the one step that differs per channel.
     /// Returns the stored result, or the first answer for a repeated delivery or message.
@@ -304,14 +317,16 @@ public final class SwitchboardStore: Sendable {
     /// and waiting since `now`, its last message at `now`: the state that message gives it, so
     /// that the row is written once. A conversation started without a thread id gets its own
     /// id as the thread id, which replies carry, so the portal's answer threads back into it.
+    /// `address` is where replies go (see `ConversationAddress`), written in the same INSERT.
     static func createConversation(_ db: Database, contactID: String, channel: Channel, threadID: String?,
-                                   chatVisitorID: String? = nil, now: Int64) throws -> InboundConversation {
+                                   address: ConversationAddress = .none, now: Int64) throws -> InboundConversation {
         let id = Identifier.makeOrdered(prefix: "cnv")
         try db.execute(cachedSQL: """
-            INSERT INTO conversations (id, contact_id, channel, external_thread_id, chat_visitor_id, created_at, updated_at,
-                                       last_message_at, waiting_since)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [id, contactID, channel.rawValue, threadID ?? id, chatVisitorID, now, now, now, now])
+            INSERT INTO conversations (id, contact_id, channel, external_thread_id, chat_visitor_id, reply_token, local_address,
+                                       remote_address, gateway, created_at, updated_at, last_message_at, waiting_since)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [id, contactID, channel.rawValue, threadID ?? id, address.chatVisitorID, address.replyToken,
+                             address.localAddress, address.remoteAddress, address.gateway, now, now, now, now])
         try audit(db, actorKind: "channel", actorID: channel.rawValue, action: "conversation.created", conversationID: id, now: now)
         return InboundConversation(id: id, isNew: true)
     }

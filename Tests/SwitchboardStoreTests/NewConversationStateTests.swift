@@ -26,14 +26,14 @@ import Testing
         }
     }
 
-    /// The first message at 1000 creates the conversation; the second, at 2000, joins it.
+    /// The first message at 1000 creates the conversation; the second, at `secondAt`, joins it.
     static func checkFirstThenSecond(_ store: SwitchboardStore, first: IngestResult, second: IngestResult,
-                                     visitor: String? = nil) async throws {
+                                     secondAt: Int64 = 2000, visitor: String? = nil) async throws {
         #expect(!first.duplicate && !second.duplicate)
         #expect(second.conversationID == first.conversationID)
         // State after both: the second message moved the clock, the wait still dates from the first.
         let after = try await state(store, first.conversationID)
-        #expect(after == State(status: "open", createdAt: 1000, updatedAt: 2000, lastMessageAt: 2000, waitingSince: 1000,
+        #expect(after == State(status: "open", createdAt: 1000, updatedAt: secondAt, lastMessageAt: secondAt, waitingSince: 1000,
                                chatVisitorID: visitor))
     }
 
@@ -99,20 +99,44 @@ import Testing
 
     @Test func email() async throws {
         let store = try makeStore()
-        func mail(_ delivery: String, _ id: String, references: [String], now: Int64) async throws -> IngestResult {
+        func mail(_ delivery: String, _ id: String, to: String = "support@clinic.example", tokens: [String] = [],
+                  now: Int64) async throws -> IngestResult {
             try await store.recordEmailMessage(
-                EmailInbound(source: .smtp, deliveryID: delivery, raw: [], rfcMessageID: id, fromAddress: "pat@example.net",
-                             fromName: "Pat", toAddress: "support@clinic.example", subject: "Hi", text: "hello", html: nil,
-                             quoted: nil, threadReferences: references, replyTokens: [], sentAt: 1, autoReply: nil, attachments: []),
+                EmailInbound(source: .smtp, deliveryID: delivery, raw: [], rfcMessageID: id, fromAddress: "Pat@Example.NET",
+                             fromName: "Pat", toAddress: to, subject: "Hi", text: "hello", html: nil,
+                             quoted: nil, threadReferences: [], replyTokens: tokens, sentAt: 1, autoReply: nil, attachments: []),
                 reopenWindowMilliseconds: 0, now: now)
         }
-        let first = try await mail("smtp:1", "a@example.net", references: [], now: 1000)
+        /// Where replies go: the reply token and the two addresses, inserted with the conversation.
+        func route(_ conversationID: String) async throws -> (token: String?, local: String?, remote: String?) {
+            try await store.pool.read { db in
+                let row = try #require(try Row.fetchOne(db, sql: """
+                    SELECT reply_token, local_address, remote_address FROM conversations WHERE id = ?
+                    """, arguments: [conversationID]))
+                return (row["reply_token"], row["local_address"], row["remote_address"])
+            }
+        }
+        let first = try await mail("smtp:1", "a@example.net", now: 1000)
         #expect(try await Self.state(store, first.conversationID).waitingSince == 1000)
-        // A new mail without a reference to ours starts its own conversation, also open and waiting.
-        let other = try await mail("smtp:2", "b@example.net", references: [], now: 2000)
+        let firstRoute = try await route(first.conversationID)
+        let token = try #require(firstRoute.token)
+        #expect(token.count == 16 && token.allSatisfy { $0.isLowercase || $0.isNumber })
+        #expect(firstRoute.local == "support@clinic.example" && firstRoute.remote == "pat@example.net")
+        // A new mail without a reference to ours starts its own conversation, also open and
+        // waiting, with a token of its own and the address it was sent to.
+        let other = try await mail("smtp:2", "b@example.net", to: "billing@clinic.example", now: 2000)
         #expect(other.conversationID != first.conversationID)
         #expect(try await Self.state(store, other.conversationID)
             == State(status: "open", createdAt: 2000, updatedAt: 2000, lastMessageAt: 2000, waitingSince: 2000, chatVisitorID: nil))
+        let otherRoute = try await route(other.conversationID)
+        #expect(otherRoute.token != nil && otherRoute.token != token)
+        #expect(otherRoute.local == "billing@clinic.example" && otherRoute.remote == "pat@example.net")
+        // Mail to the first thread's reply token joins it, and leaves its token and addresses as they were.
+        let reply = try await mail("smtp:3", "c@example.net", to: "support+\(token)@clinic.example", tokens: [token.uppercased()],
+                                   now: 3000)
+        try await Self.checkFirstThenSecond(store, first: first, second: reply, secondAt: 3000)
+        let after = try await route(first.conversationID)
+        #expect(after.token == token && after.local == "support@clinic.example" && after.remote == "pat@example.net")
     }
 
     @Test func chat() async throws {
