@@ -25,7 +25,8 @@
 #                        many requests a second for DURATION, and prints a STEADY line with the
 #                        largest inbound backlog and unstored count seen (sampled every 0.25 s):
 #                        whether storing keeps up with a load it should manage (use COMPARE=0 HALF=0),
-#                        and the daemon's CPU per message stored meanwhile (daemon_cpu_us_per_msg)
+#                        and per message stored meanwhile the daemon's CPU (daemon_cpu_us_per_msg),
+#                        the store's commits (commits_per_msg) and the writes they carried (writes_per_msg)
 #
 # Everything binds 127.0.0.1; the daemon and wrk are bounded by `timeout`; the daemon is stopped
 # by its PID on exit. Prints wrk's own report and one PORTAL-BENCH line (req/s, latency
@@ -169,19 +170,24 @@ def cpu_seconds():
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 peak_backlog = peak_untriaged = 0
-first = last = None  # (cpu seconds, messages stored)
+first = last = None  # (cpu seconds, messages stored, store commits, writes committed)
 while not os.path.exists(stop):
     text = scrape(url)
     stored = total(text, "switchboard_messages_in_total")
     peak_backlog = max(peak_backlog, total(text, "switchboard_inbound_backlog"))
     peak_untriaged = max(peak_untriaged, stored - total(text, "switchboard_triage_total"))
-    last = (cpu_seconds(), stored)
+    last = (cpu_seconds(), stored, total(text, "switchboard_store_commits_total"), total(text, "switchboard_store_writes_total"))
     first = first or last
     time.sleep(0.25)
-# The daemon's CPU (all its threads: HTTP, storing, triage, routing) per message stored while
-# the load ran: comparable between builds where rates, on this machine, are not.
-per_message = (last[0] - first[0]) * 1e6 / (last[1] - first[1]) if first and last[1] > first[1] else float("nan")
-print(f"backlog_max={peak_backlog:.0f} stored_not_triaged_max={peak_untriaged:.0f} daemon_cpu_us_per_msg={per_message:.0f}")
+# Per message stored while the load ran: the daemon's CPU (all its threads: HTTP, storing,
+# triage, routing), comparable between builds where rates, on this machine, are not; and the
+# store's commits (each one a WAL append and an fsync) and the writes they carried.
+def per_message(index, scale=1.0):
+    if not first or last[1] <= first[1]:
+        return float("nan")
+    return (last[index] - first[index]) * scale / (last[1] - first[1])
+print(f"backlog_max={peak_backlog:.0f} stored_not_triaged_max={peak_untriaged:.0f} "
+      f"daemon_cpu_us_per_msg={per_message(0, 1e6):.0f} commits_per_msg={per_message(2):.2f} writes_per_msg={per_message(3):.2f}")
 PYEOF
     SAMPLER=$!
     rm -f "$WORK/steady.stop"

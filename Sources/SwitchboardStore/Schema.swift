@@ -71,6 +71,23 @@ enum Schema {
                 BEGIN UPDATE messages SET seq = (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages) WHERE rowid = NEW.rowid; END;
                 """)
         }
+        migrator.registerMigration("2026-12-08-inbound-queue-appends-only") { db in
+            // Receipt's INSERT now writes only at the queue's end. The delivery id's UNIQUE
+            // index took a random page per delivery (ids are the sender's, in no order), so
+            // every commit wrote a 4 KiB WAL frame for each acknowledgement it carried. A
+            // delivery repeated while it waits is now queued again and recognised, from the
+            // journal, when it is stored (the journal's and messages' own UNIQUE indexes are
+            // what keep anything from being stored twice). SQLite drops a UNIQUE constraint
+            // only by rebuilding the table; what is queued keeps its ids and order.
+            try db.execute(sql: """
+                CREATE TABLE inbound_queue_appending (\(inboundQueueColumns));
+                INSERT INTO inbound_queue_appending (id, channel, external_id, received_at, raw, fields, failed_at, failure)
+                    SELECT id, channel, external_id, received_at, raw, fields, failed_at, failure FROM inbound_queue ORDER BY id;
+                DROP TABLE inbound_queue;
+                ALTER TABLE inbound_queue_appending RENAME TO inbound_queue;
+                CREATE INDEX inbound_queue_waiting ON inbound_queue(id) WHERE failed_at IS NULL;
+                """)
+        }
         return migrator
     }
 
@@ -469,8 +486,18 @@ enum Schema {
     /// made into messages: the raw bytes as received and the fields the channel validated
     /// (JSON). A row leaves when its message is stored (the journal then has it); one that
     /// cannot be stored stays, with `failed_at` and the error's type, for an operator.
+    /// As first created; `2026-12-08-inbound-queue-appends-only` rebuilds it without the
+    /// UNIQUE delivery id.
     private static let inboundQueue = """
-        CREATE TABLE inbound_queue (
+        CREATE TABLE inbound_queue (\(inboundQueueColumns),
+            UNIQUE (channel, external_id)
+        );
+        CREATE INDEX inbound_queue_waiting ON inbound_queue(id) WHERE failed_at IS NULL;
+        """
+
+    /// The queue's columns, in both of its migrations: never edit (add a migration instead).
+    private static let inboundQueueColumns = """
+
             id          INTEGER PRIMARY KEY,
             channel     TEXT NOT NULL CHECK (channel IN \(channels)),
             external_id TEXT NOT NULL CHECK (length(external_id) > 0),
@@ -478,9 +505,6 @@ enum Schema {
             raw         BLOB NOT NULL,
             fields      TEXT NOT NULL,
             failed_at   INTEGER,
-            failure     TEXT,
-            UNIQUE (channel, external_id)
-        );
-        CREATE INDEX inbound_queue_waiting ON inbound_queue(id) WHERE failed_at IS NULL;
+            failure     TEXT
         """
 }

@@ -19,24 +19,27 @@ import Testing
         let store = try makeStore()
         #expect(try await queue(store, "d1", Self.message(id: "M-1", text: "first"), now: 10) == .queued)
         #expect(try await queue(store, "d2", Self.message(id: "M-2", text: "second"), now: 11) == .queued)
-        // The same delivery again, before it is stored: nothing new.
-        #expect(try await queue(store, "d1", Self.message(id: "M-1", text: "first")) == .repeated)
-        #expect(store.inboundBacklogCount == 2)
+        // The same delivery again, before it is stored: queued (receipt only appends), and
+        // recognised as a repeat when it is stored.
+        #expect(try await queue(store, "d1", Self.message(id: "M-1", text: "first"), now: 12) == .queued)
+        #expect(store.inboundBacklogCount == 3)
         // Nothing is a message yet.
         #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages") } == 0)
 
         let handled = try await store.normaliseQueued(limit: 1)
         #expect(handled.map(\.deliveryID) == ["d1"])
         let rest = try await store.normaliseQueued(limit: 10)
-        #expect(rest.map(\.deliveryID) == ["d2"])
+        #expect(rest.map(\.deliveryID) == ["d2", "d1"])
         #expect(try await store.normaliseQueued(limit: 10).isEmpty)
         #expect(store.inboundBacklogCount == 0)
 
-        guard case .stored(let first) = handled[0].outcome, case .stored(let second) = rest[0].outcome else {
+        guard case .stored(let first) = handled[0].outcome, case .stored(let second) = rest[0].outcome,
+              case .stored(let repeatedDelivery) = rest[1].outcome else {
             Issue.record("not stored: \(handled) \(rest)")
             return
         }
         #expect(first.conversationID == second.conversationID && !first.duplicate && !second.duplicate)
+        #expect(repeatedDelivery.duplicate && repeatedDelivery.messageID == first.messageID)
         let rows = try store.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT body_text, created_at FROM messages ORDER BY seq")
         }
@@ -62,6 +65,37 @@ import Testing
         }
         #expect(again.duplicate && again.messageID == second.messageID)
         #expect(try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM messages") } == 2)
+    }
+
+    /// A store from before receipt stopped indexing delivery ids keeps what it had queued,
+    /// ids and order, and the queue takes a waiting delivery's repeat afterwards.
+    @Test func upgradingKeepsWhatIsQueued() throws {
+        let database = try DatabaseQueue()
+        try Schema.migrator.migrate(database, upTo: "2026-12-08-messages-seq-inline")
+        try database.write { db in
+            try db.execute(sql: """
+                INSERT INTO inbound_queue (id, channel, external_id, received_at, raw, fields, failed_at, failure) VALUES
+                    (7, 'portal', 'd-a', 10, x'01', '{}', NULL, NULL), (9, 'portal', 'd-b', 11, x'02', '{}', 12, 'StoreError')
+                """)
+            #expect(throws: DatabaseError.self) {
+                try db.execute(sql: "INSERT INTO inbound_queue (channel, external_id, received_at, raw, fields) VALUES ('portal', 'd-a', 13, x'03', '{}')")
+            }
+        }
+        try Schema.migrator.migrate(database)
+        try database.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT id, external_id, raw, failed_at, failure FROM inbound_queue ORDER BY id")
+            #expect(rows.map { $0["id"] as Int64 } == [7, 9])
+            #expect(rows.map { $0["external_id"] as String } == ["d-a", "d-b"])
+            #expect(rows.map { $0["raw"] as Data } == [Data([1]), Data([2])])
+            #expect(rows.map { $0["failed_at"] as Int64? } == [nil, 12])
+            #expect(rows.map { $0["failure"] as String? } == [nil, "StoreError"])
+            try db.execute(sql: "INSERT INTO inbound_queue (channel, external_id, received_at, raw, fields) VALUES ('portal', 'd-a', 13, x'03', '{}')")
+            #expect(try Int64.fetchOne(db, sql: "SELECT max(id) FROM inbound_queue") == 10)
+            // The normaliser's index on what waits is there again.
+            #expect(try String.fetchOne(db, sql: "SELECT sql FROM sqlite_master WHERE name = 'inbound_queue_waiting'")?
+                .contains("WHERE failed_at IS NULL") == true)
+            #expect(try db.indexes(on: "inbound_queue").allSatisfy { !$0.isUnique })
+        }
     }
 
     @Test(arguments: [

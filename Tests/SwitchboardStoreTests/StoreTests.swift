@@ -22,7 +22,7 @@ extension SwitchboardStore {
 @Suite struct StoreTests {
     @Test func appliesMigrationsAndPragmas() async throws {
         let store = try makeStore()
-        #expect(try store.appliedMigrations() == ["2026-11-29-foundation", "2026-11-29-sms", "2026-11-29-triage", "2026-11-29-rules", "2026-11-29-router", "2026-11-29-router-sla", "2026-11-29-operations", "2026-11-29-audit-chain", "2026-11-29-email", "2026-12-07-chat", "2026-12-07-audit-mac", "2026-12-07-inbound-queue", "2026-12-08-messages-seq-inline"])
+        #expect(try store.appliedMigrations() == ["2026-11-29-foundation", "2026-11-29-sms", "2026-11-29-triage", "2026-11-29-rules", "2026-11-29-router", "2026-11-29-router-sla", "2026-11-29-operations", "2026-11-29-audit-chain", "2026-11-29-email", "2026-12-07-chat", "2026-12-07-audit-mac", "2026-12-07-inbound-queue", "2026-12-08-messages-seq-inline", "2026-12-08-inbound-queue-appends-only"])
         let (mode, sync, keys) = try await store.pool.read { db in
             (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA synchronous"),
              try Int.fetchOne(db, sql: "PRAGMA foreign_keys"))
@@ -31,7 +31,7 @@ extension SwitchboardStore {
         #expect(sync == 2) // FULL
         #expect(keys == 1)
         // Reopening applies nothing twice.
-        #expect(try SwitchboardStore(path: store.path).appliedMigrations() == ["2026-11-29-foundation", "2026-11-29-sms", "2026-11-29-triage", "2026-11-29-rules", "2026-11-29-router", "2026-11-29-router-sla", "2026-11-29-operations", "2026-11-29-audit-chain", "2026-11-29-email", "2026-12-07-chat", "2026-12-07-audit-mac", "2026-12-07-inbound-queue", "2026-12-08-messages-seq-inline"])
+        #expect(try SwitchboardStore(path: store.path).appliedMigrations() == ["2026-11-29-foundation", "2026-11-29-sms", "2026-11-29-triage", "2026-11-29-rules", "2026-11-29-router", "2026-11-29-router-sla", "2026-11-29-operations", "2026-11-29-audit-chain", "2026-11-29-email", "2026-12-07-chat", "2026-12-07-audit-mac", "2026-12-07-inbound-queue", "2026-12-08-messages-seq-inline", "2026-12-08-inbound-queue-appends-only"])
     }
 
     @Test func schemaRefusesInvalidRows() async throws {
