@@ -2,7 +2,7 @@ import Foundation
 
 /// Multinomial logistic regression over sparse features, trained by stochastic gradient
 /// descent with L2 regularisation. Small and deterministic: the same corpus always gives the
-/// same model (a fixed-seed shuffle), and prediction is a handful of dictionary lookups per
+/// same model (a fixed-seed shuffle), and prediction is one dictionary lookup per
 /// feature.
 struct LinearModel<Label: Hashable & Sendable>: Sendable {
     let labels: [Label]
@@ -73,11 +73,21 @@ struct LinearModel<Label: Hashable & Sendable>: Sendable {
         self.bias = bias
     }
 
-    private func scores(_ features: [String: Double]) -> [Double] {
+    /// A message's features that this model knows, with their rows, in the order of the
+    /// message's feature dictionary: looked up once (`TriageClassifier.known`) for both
+    /// `probabilities` and `evidence`. Hashing each feature's name for every use was the
+    /// largest part of classifying.
+    struct KnownFeatures {
+        var entries: [(feature: String, row: Int, value: Double)] = []
+    }
+
+    /// Every feature this model knows, with its row (for an index shared between models).
+    var rows: [String: Int] { vocabulary }
+
+    private func scores(_ known: KnownFeatures) -> [Double] {
         let width = labels.count
         var scores = bias
-        for (feature, value) in features {
-            guard let row = vocabulary[feature] else { continue }
+        for (_, row, value) in known.entries {
             let base = row * width
             for k in 0..<width { scores[k] += weights[base + k] * value }
         }
@@ -85,16 +95,15 @@ struct LinearModel<Label: Hashable & Sendable>: Sendable {
     }
 
     /// Probability of each label.
-    func probabilities(_ features: [String: Double]) -> [Label: Double] {
-        Dictionary(uniqueKeysWithValues: zip(labels, Self.softmax(scores(features))))
+    func probabilities(_ known: KnownFeatures) -> [Label: Double] {
+        Dictionary(uniqueKeysWithValues: zip(labels, Self.softmax(scores(known))))
     }
 
     /// The features that pushed most towards `label` in this message, strongest first.
-    func evidence(_ features: [String: Double], for label: Label, limit: Int = 6) -> [String] {
+    func evidence(_ known: KnownFeatures, for label: Label, limit: Int = 6) -> [String] {
         guard let k = labels.firstIndex(of: label) else { return [] }
         let width = labels.count
-        return features.compactMap { feature, value -> (String, Double)? in
-            guard let row = vocabulary[feature] else { return nil }
+        return known.entries.compactMap { feature, row, value -> (String, Double)? in
             let slice = weights[(row * width)..<(row * width + width)]
             let mean = slice.reduce(0, +) / Double(width)
             let push = (weights[row * width + k] - mean) * value

@@ -11,6 +11,9 @@ public final class TriageClassifier: Sendable {
     /// The learned probability of "urgent" (plus emergency) at or above which it is urgent.
     public let urgentThreshold: Double
     public let trainingSize: Int
+    /// Each feature either model knows → its row in the intent and in the urgency model (-1:
+    /// unknown to that one), so that classifying hashes each feature's name once, not twice.
+    private let rows: [String: (intent: Int, urgency: Int)]
 
     public struct LabelledMessage: Sendable, Decodable {
         public var id: String?
@@ -47,23 +50,42 @@ public final class TriageClassifier: Sendable {
         self.emergencyThreshold = emergencyThreshold
         self.urgentThreshold = urgentThreshold
         trainingSize = corpus.count
+        var rows = intentModel.rows.mapValues { (intent: $0, urgency: -1) }
+        for (feature, row) in urgencyModel.rows { rows[feature, default: (intent: -1, urgency: -1)].urgency = row }
+        self.rows = rows
     }
 
-    static func features(channel: String?, subject: String?, text: String) -> (features: [String: Double], folded: String, newText: String) {
+    /// The message's features each model knows, looked up once for both.
+    private func known(_ features: [String: Double])
+        -> (intent: LinearModel<TriageIntent>.KnownFeatures, urgency: LinearModel<TriageUrgency>.KnownFeatures) {
+        var intent = LinearModel<TriageIntent>.KnownFeatures()
+        var urgency = LinearModel<TriageUrgency>.KnownFeatures()
+        intent.entries.reserveCapacity(features.count)
+        urgency.entries.reserveCapacity(features.count)
+        for (feature, value) in features {
+            guard let row = rows[feature] else { continue }
+            if row.intent >= 0 { intent.entries.append((feature, row.intent, value)) }
+            if row.urgency >= 0 { urgency.entries.append((feature, row.urgency, value)) }
+        }
+        return (intent, urgency)
+    }
+
+    static func features(channel: String?, subject: String?, text: String)
+        -> (features: [String: Double], clauses: [[String]], newText: String) {
         let newText = TriageText.newText(subject: subject, text: text)
-        let folded = TriageText.fold(newText)
-        return (TriageText.features(channel: channel, folded: folded), folded, newText)
+        let clauses = TriageText.clauses(TriageText.fold(newText))
+        return (TriageText.features(channel: channel, clauses: clauses), clauses, newText)
     }
 
     public func classify(channel: String?, subject: String?, text: String) -> TriageResult {
-        let (features, folded, newText) = Self.features(channel: channel, subject: subject, text: text)
-        let clauses = TriageText.clauses(folded)
+        let (features, clauses, newText) = Self.features(channel: channel, subject: subject, text: text)
         let (language, languageConfidence) = LanguageDetector.detect(original: newText, tokens: Array(clauses.joined()))
 
-        let intentProbabilities = intentModel.probabilities(features)
+        let (intentFeatures, urgencyFeatures) = known(features)
+        let intentProbabilities = intentModel.probabilities(intentFeatures)
         let intent = intentProbabilities.max { $0.value < $1.value }?.key ?? .generalInfo
 
-        let urgencyProbabilities = urgencyModel.probabilities(features)
+        let urgencyProbabilities = urgencyModel.probabilities(urgencyFeatures)
         let redFlags = RedFlagRule.evaluate(clauses: clauses)
         let emergencyScore = urgencyProbabilities[.emergency] ?? 0
         let urgentScore = (urgencyProbabilities[.urgent] ?? 0) + emergencyScore
@@ -87,20 +109,28 @@ public final class TriageClassifier: Sendable {
             intentConfidence: intentProbabilities, urgencyConfidence: urgencyProbabilities,
             languageConfidence: languageConfidence,
             redFlags: redFlags.fired, suppressedRedFlags: redFlags.setAside,
-            intentTerms: intentModel.evidence(features, for: intent).map(Self.readable),
-            urgencyTerms: urgencyModel.evidence(features, for: urgency).map(Self.readable),
+            intentTerms: intentModel.evidence(intentFeatures, for: intent).map(Self.readable),
+            urgencyTerms: urgencyModel.evidence(urgencyFeatures, for: urgency).map(Self.readable),
             urgencyReason: reason)
     }
 
     static func percent(_ value: Double) -> String { String(format: "%.2f", value) }
 
     /// Feature names as a person reads them: `w:refill` → `refill`, `b:chest_pain` →
-    /// `chest pain`, `c:#ref` → `ref…`.
+    /// `chest pain`, `c:#ref` → `ref…`. By Characters, as Foundation's `replacingOccurrences`
+    /// matched (an underscore carrying a combining mark is not an underscore), without
+    /// bridging every term of every message to NSString.
     static func readable(_ feature: String) -> String {
         let body = feature.dropFirst(2)
         switch feature.prefix(2) {
-        case "b:": return body.replacingOccurrences(of: "_", with: " ")
-        case "c:": return body.replacingOccurrences(of: "#", with: "") + "…"
+        case "b:":
+            var text = ""
+            for character in body { text.append(character == "_" ? " " : character) }
+            return text
+        case "c:":
+            var text = ""
+            for character in body where character != "#" { text.append(character) }
+            return text + "…"
         case "ch": return "channel " + feature.dropFirst(3)
         default: return String(body)
         }

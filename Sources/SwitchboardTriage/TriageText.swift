@@ -9,7 +9,7 @@ public enum TriageText {
     public static func newText(subject: String?, text: String) -> String {
         var kept: [Substring] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = trimmingWhitespace(line)
             let lower = trimmed.lowercased()
             if isHistoryMarker(lower) { break }
             if trimmed.hasPrefix(">") { continue }
@@ -19,6 +19,21 @@ public enum TriageText {
         let body = kept.joined(separator: "\n")
         if let subject, !subject.isEmpty { return subject + "\n" + body }
         return body
+    }
+
+    /// `line` without the spaces and tabs at either end: what Foundation's
+    /// `trimmingCharacters(in: .whitespaces)` removes here (tab, the Unicode space separators
+    /// and, in this Foundation, the zero-width space; not line breaks), on scalars, without
+    /// bridging each line to NSString.
+    static func trimmingWhitespace(_ line: Substring) -> String {
+        func isWhitespace(_ scalar: Unicode.Scalar) -> Bool {
+            scalar == " " || scalar == "\t"
+                || (scalar.value >= 0x80 && (scalar == "\u{200B}" || scalar.properties.generalCategory == .spaceSeparator))
+        }
+        var scalars = line.unicodeScalars[...]
+        while let first = scalars.first, isWhitespace(first) { scalars = scalars.dropFirst() }
+        while let last = scalars.last, isWhitespace(last) { scalars = scalars.dropLast() }
+        return String(String.UnicodeScalarView(scalars))
     }
 
     static func isHistoryMarker(_ lower: String) -> Bool {
@@ -87,20 +102,31 @@ public enum TriageText {
     /// longer words (robust to typos), plus the channel. Values are 1 per feature present,
     /// L2-normalised.
     public static func features(channel: String?, folded: String) -> [String: Double] {
+        features(channel: channel, clauses: clauses(folded))
+    }
+
+    /// The same, from the clauses of the folded text (`clauses`), which the classifier also
+    /// reads: split once.
+    static func features(channel: String?, clauses: [[String]]) -> [String: Double] {
         var counts: [String: Double] = [:]
-        let clauses = clauses(folded)
+        // About a word, a pair and a few 4-grams per token: grown once, not rehashed as it fills.
+        counts.reserveCapacity(clauses.reduce(1) { $0 + $1.count * 6 })
         for clause in clauses {
-            for (index, token) in clause.enumerated() {
-                let word = token.allSatisfy(\.isNumber) ? "<num>" : token
+            let words = clause.map { $0.allSatisfy(\.isNumber) ? "<num>" : $0 }
+            for (index, word) in words.enumerated() {
                 counts["w:" + word, default: 0] = 1
-                if index + 1 < clause.count {
-                    let next = clause[index + 1].allSatisfy(\.isNumber) ? "<num>" : clause[index + 1]
-                    counts["b:" + word + "_" + next, default: 0] = 1
+                if index + 1 < words.count {
+                    counts["b:" + word + "_" + words[index + 1], default: 0] = 1
                 }
                 if word.count >= 5 {
-                    let characters = Array("#" + word + "#")
-                    for start in 0...(characters.count - 4) {
-                        counts["c:" + String(characters[start..<start + 4]), default: 0] = 1
+                    // Each 4-gram is a slice of the padded word between Character boundaries,
+                    // appended to the key as UTF-8 (not a String built Character by Character).
+                    let padded = "#" + word + "#"
+                    let boundaries = Array(padded.indices) + [padded.endIndex]
+                    for start in 0...(boundaries.count - 5) {
+                        var key = "c:"
+                        key += padded[boundaries[start]..<boundaries[start + 4]]
+                        counts[key, default: 0] = 1
                     }
                 }
             }
