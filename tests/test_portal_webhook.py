@@ -504,6 +504,28 @@ def test_received_acknowledges_the_queued_delivery_and_stores_it_once(make_daemo
     h.wait_until(lambda: inbound_messages(api, found["conversation"]["id"])[0].get("triage"), 15, what="triage")
 
 
+def test_received_stores_a_delivery_sent_many_times_at_once_exactly_once(make_daemon, receiver):
+    """The queue appends only (no index on delivery ids): copies of one delivery that arrive
+    together may all be queued, and each must be answered 202 and the message stored once.
+    (Tried here three times: 3, 2 and 0 copies were queued behind the first and recognised as
+    repeats when stored; the others were refused at receipt, the first being stored already.)"""
+    import mail_harness as mh
+    from concurrent.futures import ThreadPoolExecutor
+    d = received_daemon(make_daemon, receiver)
+    api = d.api(d.add_agent(role="admin"))
+    event = portal_event(text=uid("sent eight times "))
+    msg_id = uid("msg_")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: d.webhook(event, msg_id=msg_id), range(8)))
+    assert [a.status_code for a in answers] == [202] * 8, [a.text for a in answers]
+    assert all(a.json() == {"status": "queued", "webhook_id": msg_id} for a in answers)
+    found = find_conversation(api, event["message"]["text"])
+    h.wait_until(lambda: queue_rows(d) == [], 15, what="the inbound queue to empty")
+    assert [m["text"] for m in inbound_messages(api, found["conversation"]["id"])] == [event["message"]["text"]]
+    assert mh.metric_value(d, "switchboard_messages_in_total", {"channel": "portal"}) == 1
+    assert mh.metric_value(d, "switchboard_inbound_backlog") == 0
+
+
 def test_received_still_refuses_bad_input_before_queueing_anything(make_daemon, receiver):
     d = received_daemon(make_daemon, receiver)
     assert_error(d.webhook(portal_event(), headers={"webhook-signature": "v1,AAAA"}), 401)
