@@ -12,7 +12,8 @@ public final class TriageClassifier: Sendable {
     public let urgentThreshold: Double
     public let trainingSize: Int
     /// Each feature either model knows → its row in the intent and in the urgency model (-1:
-    /// unknown to that one), so that classifying hashes each feature's name once, not twice.
+    /// unknown to that one), so that classifying hashes each feature's name once (it was four
+    /// times: for each model's scores and again for its evidence).
     private let rows: [String: (intent: Int, urgency: Int)]
 
     public struct LabelledMessage: Sendable, Decodable {
